@@ -1,0 +1,1 @@
+"""lsray: lip-sync dubbing of video catalogs on Ray."""

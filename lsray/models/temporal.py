@@ -1,0 +1,204 @@
+"""Temporal ("motion") modules: LatentSync's AnimateDiff layers plus hierarchical attention.
+
+Upstream's motion module attends over all frames of a window at every spatial position. Upgrade 3
+(DESIGN.md) adds two things as options of the same module, both identity at load time:
+- a *local band*: each frame attends only to frames within +-``band`` (a boolean mask);
+- *global anchors*: every frame cross-attends to the anchor frames (every ``anchor_stride``-th),
+  through a new branch whose output projection starts at zero.
+Parameter names match upstream (``temporal_transformer.transformer_blocks.N.attention_blocks.M``)
+so checkpoints load key for key; the attention layers themselves are diffusers' ``Attention``.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+import torch.nn.functional as F
+from diffusers.models.attention import FeedForward
+from diffusers.models.attention_processor import Attention
+from torch import nn
+
+
+def sinusoid_table(length: int, dim: int) -> torch.Tensor:
+    """The transformer sinusoid table upstream stores as ``pos_encoder.pe``: (1, length, dim)."""
+    position = torch.arange(length, dtype=torch.float32).unsqueeze(1)
+    div_term = torch.exp(torch.arange(0, dim, 2, dtype=torch.float32) * (-math.log(10000.0) / dim))
+    pe = torch.zeros(1, length, dim)
+    pe[0, :, 0::2] = torch.sin(position * div_term)
+    pe[0, :, 1::2] = torch.cos(position * div_term)
+    return pe
+
+
+class PositionalEncoding(nn.Module):
+    """Adds ``pe[:, :frames]`` to (n, frames, c) sequences; ``pe`` is a checkpointed buffer."""
+
+    def __init__(self, dim: int, max_len: int) -> None:
+        super().__init__()
+        self.register_buffer("pe", sinusoid_table(max_len, dim))
+
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        if x.shape[1] > self.pe.shape[1]:
+            raise ValueError(
+                f"{x.shape[1]} frames exceed the temporal positional encoding ({self.pe.shape[1]}); "
+                "raise temporal.max_len"
+            )
+        return x + self.pe[:, : x.shape[1]].to(x.dtype)
+
+
+class MaskedSDPAProcessor:
+    """diffusers attention processor taking one (frames_q, frames_k) boolean mask for all rows.
+
+    The stock processors expand a mask per batch row and head; temporal attention runs over
+    b*h*w rows with the same mask, so broadcasting it keeps memory independent of resolution.
+    """
+
+    def __call__(
+        self,
+        attn: Attention,
+        hidden_states: torch.Tensor,
+        encoder_hidden_states: torch.Tensor | None = None,
+        attention_mask: torch.Tensor | None = None,
+        **_: object,
+    ) -> torch.Tensor:
+        context = hidden_states if encoder_hidden_states is None else encoder_hidden_states
+        n, fq, _ = hidden_states.shape
+        q = attn.to_q(hidden_states)  # n fq (heads d)
+        k = attn.to_k(context)
+        v = attn.to_v(context)
+        q, k, v = (t.view(n, -1, attn.heads, t.shape[-1] // attn.heads).transpose(1, 2) for t in (q, k, v))
+        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)  # n heads fq d
+        out = out.transpose(1, 2).reshape(n, fq, -1)
+        out = attn.to_out[0](out)
+        return attn.to_out[1](out)
+
+
+class TemporalSelfAttention(Attention):
+    """Upstream's ``VersatileAttention`` in "Temporal_Self" mode: attention across frames.
+
+    A subclass of diffusers' ``Attention`` (as upstream subclasses its CrossAttention) so the
+    parameter names are upstream's: ``attention_blocks.M.to_q`` and ``attention_blocks.M.pos_encoder.pe``.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, pos_len: int | None) -> None:
+        super().__init__(query_dim=dim, heads=heads, dim_head=head_dim, bias=False, processor=MaskedSDPAProcessor())
+        self.pos_encoder = PositionalEncoding(dim, pos_len) if pos_len else None
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+        # x: (b h w) f c — one temporal sequence per spatial position
+        if self.pos_encoder is not None:
+            x = self.pos_encoder(x)
+        return super().forward(x, attention_mask=mask)
+
+
+class AnchorAttention(nn.Module):
+    """Upgrade 3's global branch: every frame cross-attends to the anchor frames.
+
+    Zero-initialised output projection: at load time the branch adds exactly zero.
+    """
+
+    def __init__(self, dim: int, heads: int, head_dim: int, pos_len: int) -> None:
+        super().__init__()
+        self.norm = nn.LayerNorm(dim)
+        self.pos_encoder = PositionalEncoding(dim, pos_len)
+        self.attn = Attention(query_dim=dim, heads=heads, dim_head=head_dim, bias=False, processor=MaskedSDPAProcessor())
+        nn.init.zeros_(self.attn.to_out[0].weight)
+        nn.init.zeros_(self.attn.to_out[0].bias)
+
+    def forward(self, x: torch.Tensor, anchor_idx: torch.Tensor) -> torch.Tensor:
+        # x: (b h w) f c ; anchors: (b h w) a c
+        h = self.pos_encoder(self.norm(x))
+        return self.attn(h, encoder_hidden_states=h[:, anchor_idx])
+
+
+def band_mask(frames: int, band: int | None, device: torch.device) -> torch.Tensor | None:
+    """(frames, frames) boolean mask, True where |i - j| <= band; None means full attention."""
+    if band is None or band >= frames - 1:
+        return None
+    idx = torch.arange(frames, device=device)
+    return (idx[:, None] - idx[None, :]).abs() <= band
+
+
+class TemporalTransformerBlock(nn.Module):
+    """Upstream ``TemporalTransformerBlock``: [norm -> temporal attention] x M, then norm -> FF."""
+
+    def __init__(self, dim: int, heads: int, head_dim: int, n_attn: int, pos_len: int | None, anchor_pos_len: int | None) -> None:
+        super().__init__()
+        self.attention_blocks = nn.ModuleList(
+            TemporalSelfAttention(dim, heads, head_dim, pos_len) for _ in range(n_attn)
+        )
+        self.norms = nn.ModuleList(nn.LayerNorm(dim) for _ in range(n_attn))
+        self.anchor = AnchorAttention(dim, heads, head_dim, anchor_pos_len) if anchor_pos_len else None
+        self.ff = FeedForward(dim, activation_fn="geglu")
+        self.ff_norm = nn.LayerNorm(dim)
+
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, anchor_idx: torch.Tensor | None) -> torch.Tensor:
+        # x: (b h w) f c
+        for attention, norm in zip(self.attention_blocks, self.norms):
+            x = attention(norm(x), mask) + x
+        if self.anchor is not None and anchor_idx is not None:
+            x = self.anchor(x, anchor_idx) + x
+        return self.ff(self.ff_norm(x)) + x
+
+
+class TemporalTransformer(nn.Module):
+    """Upstream ``TemporalTransformer3DModel``: GroupNorm, linear in, blocks, linear out, residual."""
+
+    def __init__(
+        self,
+        channels: int,
+        heads: int,
+        n_blocks: int,
+        n_attn: int,
+        pos_len: int | None,
+        norm_groups: int,
+        band: int | None,
+        anchor_stride: int | None,
+        anchor_pos_len: int,
+        dim_div: int = 1,
+        zero_init: bool = True,
+    ) -> None:
+        super().__init__()
+        head_dim = channels // heads // dim_div
+        inner = heads * head_dim
+        self.band = band
+        self.anchor_stride = anchor_stride
+        self.norm = nn.GroupNorm(norm_groups, channels, eps=1e-6, affine=True)
+        self.proj_in = nn.Linear(channels, inner)
+        self.transformer_blocks = nn.ModuleList(
+            TemporalTransformerBlock(inner, heads, head_dim, n_attn, pos_len, anchor_pos_len if anchor_stride else None)
+            for _ in range(n_blocks)
+        )
+        self.proj_out = nn.Linear(inner, channels)
+        if zero_init:
+            nn.init.zeros_(self.proj_out.weight)
+            nn.init.zeros_(self.proj_out.bias)
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        # x: (b f) c h w
+        bf, c, h, w = x.shape
+        b = bf // frames
+        residual = x
+        y = self.norm(x)
+        y = y.view(b, frames, c, h, w).permute(0, 3, 4, 1, 2).reshape(b * h * w, frames, c)  # (b h w) f c
+        y = self.proj_in(y)
+        mask = band_mask(frames, self.band, y.device)
+        anchor_idx = (
+            torch.arange(0, frames, self.anchor_stride, device=y.device) if self.anchor_stride else None
+        )
+        for block in self.transformer_blocks:
+            y = block(y, mask, anchor_idx)
+        y = self.proj_out(y)
+        y = y.view(b, h, w, frames, c).permute(0, 3, 4, 1, 2).reshape(bf, c, h, w)  # (b f) c h w
+        return y + residual
+
+
+class MotionModule(nn.Module):
+    """Upstream ``VanillaTemporalModule``: a named wrapper so keys read ``motion_modules.N.temporal_transformer``."""
+
+    def __init__(self, temporal_transformer: TemporalTransformer) -> None:
+        super().__init__()
+        self.temporal_transformer = temporal_transformer
+
+    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
+        return self.temporal_transformer(x, frames)

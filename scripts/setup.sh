@@ -1,0 +1,17 @@
+#!/usr/bin/env bash
+# Create (or refresh) the project virtualenv at .venv/ and install lsray with its dev extras.
+# torch is installed first and pinned to the known-good CPU-capable release so the resolver
+# never pulls a multi-GB CUDA build on CPU machines; any torch>=2.4 works elsewhere.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY="${PYTHON:-python3}"
+VENV="${LSRAY_VENV:-.venv}"
+EXTRAS="${LSRAY_EXTRAS:-dev}"
+if [ ! -x "$VENV/bin/python" ]; then
+    "$PY" -m venv "$VENV"
+fi
+"$VENV/bin/python" -m pip install --quiet --upgrade "pip>=24"
+if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
+    "$VENV/bin/python" -m pip install --quiet "torch==${LSRAY_TORCH_VERSION:-2.13.0}"
+fi
+"$VENV/bin/python" -m pip install --quiet -e ".[${EXTRAS}]"

@@ -1,0 +1,23 @@
+"""Shared test fixtures: where the LatentSync parity data lives."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def parity_root() -> Path:
+    """The upstream parity fixtures, read in place (never copied into the repo)."""
+    return Path(os.environ.get("LSRAY_PARITY_FIXTURES", REPO.parent / "shared" / "fixtures" / "latentsync"))
+
+
+@pytest.fixture(scope="session")
+def parity_dir() -> Path:
+    root = parity_root()
+    if not (root / "unet_small" / "config.json").is_file():
+        pytest.fail(f"LatentSync parity fixtures not found at {root} (set LSRAY_PARITY_FIXTURES)")
+    return root
