@@ -1,0 +1,325 @@
+"""Model bundles: one directory holding everything the pipeline needs to dub a video.
+
+Layout (DESIGN.md "Model bundles")::
+
+    bundle/
+      config.json          BundleConfig (pydantic): architecture, audio layout, sampler defaults
+      unet.safetensors     LipSyncUNet weights (strict: every key of the config's model)
+      whisper/             Whisper encoder, local transformers format (config.json + model.safetensors)
+      vae/                 diffusers AutoencoderKL folder (optional: only needed to encode/decode frames)
+      mask.png             inpainting mask, black = region the UNet regenerates
+
+:func:`load_bundle` reads one into a typed :class:`ModelBundle`. Nothing is downloaded: a missing
+file is :class:`MissingWeightError` naming the path expected, an unreadable config is
+:class:`BundleError`. Bundle locations go through :func:`resolve_bundle`, a scheme -> resolver
+table, so remote stores (``s3://``) plug in with :func:`register_resolver` without touching the loader.
+"""
+
+from __future__ import annotations
+
+import json
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING, Any, Callable, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
+
+from lsray.errors import BundleError, MissingWeightError
+from lsray.models.config import UNetConfig
+
+if TYPE_CHECKING:  # heavy imports stay out of module import (``lsray --help`` must be fast)
+    import numpy as np
+    import torch
+    from diffusers import AutoencoderKL
+
+    from lsray.audio.whisper import WhisperEncoder
+    from lsray.models.unet import LipSyncUNet
+
+FORMAT_VERSION = 1
+
+# File names inside a bundle (one place, used by the writer, the loader and `lsray doctor`).
+CONFIG_FILE = "config.json"
+UNET_FILE = "unet.safetensors"
+WHISPER_DIR = "whisper"
+VAE_DIR = "vae"
+MASK_FILE = "mask.png"
+
+
+# --------------------------------------------------------------------------------------------
+# config.json
+# --------------------------------------------------------------------------------------------
+class WhisperLayout(BaseModel):
+    """Shape of the Whisper features the UNet was trained on (independent of the video fps)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    encoder_layers: int = Field(4, ge=1)  # transformer blocks (released tiny: 4)
+    dim: int = Field(384, ge=1)  # encoder width (released tiny: 384)
+
+    @property
+    def feature_layers(self) -> int:
+        """L: input embedding + one state per block, the layers LatentSync stacks per row."""
+        return self.encoder_layers + 1
+
+
+class AudioConfig(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    encoder: Literal["whisper"] = "whisper"
+    whisper: WhisperLayout = Field(default_factory=WhisperLayout)
+
+
+class SchedulerConfig(BaseModel):
+    """Noise schedule, exactly LatentSync's ``configs/scheduler_config.json`` (diffusers kwargs)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    beta_schedule: str = "scaled_linear"
+    steps_offset: int = 1
+    set_alpha_to_one: bool = False
+    clip_sample: bool = False
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon"
+
+
+class SamplerDefaults(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    method: Literal["ddim", "lcm"] = "ddim"
+    num_inference_steps: int = Field(20, ge=1)
+    guidance_scale: float = Field(1.5, ge=0.0)
+    eta: float = 0.0
+    scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+
+
+class VAEConfig(BaseModel):
+    """Latent scaling LatentSync applies around the SD VAE: ``z = (x - shift) * scale``."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    scaling_factor: float = 0.18215
+    shift_factor: float = 0.0
+
+
+class LCMStudentConfig(BaseModel):
+    """Upgrade 4: a consistency-distilled student (guidance scale is a UNet input)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    time_cond_proj_dim: int = Field(ge=1)
+    num_inference_steps: int = Field(4, ge=1)
+    teacher_steps: int = 20
+    teacher_guidance_scale: float = 1.5
+
+
+class MaskInfo(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    file: str = MASK_FILE
+    source: Literal["latentsync", "generated", "custom"] = "latentsync"
+
+
+class Provenance(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    source: str = ""  # where the weights came from (e.g. the LatentSync checkpoint folder)
+    global_step: int | None = None
+    converted_by: str = "lsray convert"
+
+
+class BundleConfig(BaseModel):
+    """The validated ``config.json`` of a model bundle."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    format_version: Literal[1] = FORMAT_VERSION
+    resolution: Literal[256, 512] = 256
+    unet: UNetConfig = Field(default_factory=UNetConfig)
+    audio: AudioConfig = Field(default_factory=AudioConfig)
+    sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
+    vae: VAEConfig = Field(default_factory=VAEConfig)
+    lcm: LCMStudentConfig | None = None
+    mask: MaskInfo = Field(default_factory=MaskInfo)
+    provenance: Provenance = Field(default_factory=Provenance)
+
+    @model_validator(mode="after")
+    def _consistent(self) -> "BundleConfig":
+        if self.lcm is not None and self.lcm.time_cond_proj_dim != self.unet.time_cond_proj_dim:
+            raise ValueError(
+                f"lcm.time_cond_proj_dim ({self.lcm.time_cond_proj_dim}) must equal "
+                f"unet.time_cond_proj_dim ({self.unet.time_cond_proj_dim})"
+            )
+        if self.sampler.method == "lcm" and self.lcm is None:
+            raise ValueError("sampler.method 'lcm' needs an lcm student section")
+        return self
+
+    @classmethod
+    def read(cls, path: str | Path) -> "BundleConfig":
+        """Parse and validate a bundle ``config.json``; BundleError names the file and the problem."""
+        path = Path(path)
+        if not path.is_file():
+            raise MissingWeightError(path, "bundle config")
+        try:
+            data = json.loads(path.read_text())
+        except (json.JSONDecodeError, UnicodeDecodeError) as exc:
+            raise BundleError(f"{path}: not valid JSON ({exc})") from exc
+        if isinstance(data, dict) and data.get("format_version") not in (None, FORMAT_VERSION):
+            raise BundleError(
+                f"{path}: bundle format_version {data.get('format_version')!r} is not supported "
+                f"(this lsray reads version {FORMAT_VERSION})"
+            )
+        try:
+            return cls.model_validate(data)
+        except ValidationError as exc:
+            raise BundleError(f"{path}: invalid bundle config: {exc}") from exc
+
+    def write(self, path: str | Path) -> None:
+        Path(path).write_text(self.model_dump_json(indent=2) + "\n")
+
+
+# --------------------------------------------------------------------------------------------
+# where bundles live
+# --------------------------------------------------------------------------------------------
+Resolver = Callable[[str], Path]
+_RESOLVERS: dict[str, Resolver] = {}
+
+
+def register_resolver(scheme: str, resolver: Resolver) -> None:
+    """Teach :func:`resolve_bundle` a URI scheme (e.g. ``"s3"``): ``resolver(uri)`` returns a
+    local directory holding the bundle (typically a cache it has synchronised)."""
+    _RESOLVERS[scheme.lower()] = resolver
+
+
+def resolve_bundle(location: str | Path) -> Path:
+    """A local directory for ``location``: a path, ``file://`` URI or a registered scheme."""
+    text = str(location)
+    scheme, sep, rest = text.partition("://")
+    if not sep:
+        return Path(text).expanduser()
+    scheme = scheme.lower()
+    if scheme == "file":
+        return Path(rest)
+    if scheme in _RESOLVERS:
+        return _RESOLVERS[scheme](text)
+    raise BundleError(f"{text}: no resolver for '{scheme}://' bundles (local directories only for now)")
+
+
+# --------------------------------------------------------------------------------------------
+# the loaded bundle
+# --------------------------------------------------------------------------------------------
+@dataclass
+class ModelBundle:
+    """Everything the dubbing pipeline needs, loaded and ready (modules in eval mode)."""
+
+    path: Path
+    config: BundleConfig
+    unet: "LipSyncUNet"
+    whisper: "WhisperEncoder"
+    mask: "np.ndarray"  # (S, S) float32, S = config.resolution; 1 = keep, 0 = regenerate
+    vae: "AutoencoderKL | None" = None
+
+    def require_vae(self) -> "AutoencoderKL":
+        """The VAE, or MissingWeightError naming ``vae/`` when the bundle has none."""
+        if self.vae is None:
+            raise MissingWeightError(self.path / VAE_DIR, "VAE folder (diffusers AutoencoderKL)")
+        return self.vae
+
+    def make_scheduler(self, kind: Literal["ddim", "lcm"] | None = None) -> Any:
+        """A fresh diffusers scheduler (they are stateful: one per sampling run)."""
+        return make_scheduler(self.config, kind)
+
+
+def make_scheduler(config: BundleConfig, kind: Literal["ddim", "lcm"] | None = None) -> Any:
+    """diffusers ``DDIMScheduler`` / ``LCMScheduler`` built from the bundle's noise schedule."""
+    kwargs = config.sampler.scheduler.model_dump()
+    kind = kind or config.sampler.method
+    if kind == "ddim":
+        from diffusers import DDIMScheduler
+
+        return DDIMScheduler(**kwargs)
+    if kind == "lcm":
+        from diffusers import LCMScheduler
+
+        return LCMScheduler(**kwargs)
+    raise BundleError(f"unknown scheduler {kind!r} (expected 'ddim' or 'lcm')")
+
+
+def bundle_files(path: str | Path) -> dict[str, bool]:
+    """Which of a bundle's expected files exist (``lsray doctor --bundle``); no weights are read."""
+    root = Path(path)
+    return {
+        CONFIG_FILE: (root / CONFIG_FILE).is_file(),
+        UNET_FILE: (root / UNET_FILE).is_file(),
+        f"{WHISPER_DIR}/config.json": (root / WHISPER_DIR / "config.json").is_file(),
+        f"{WHISPER_DIR}/model.safetensors": (root / WHISPER_DIR / "model.safetensors").is_file(),
+        f"{VAE_DIR}/": _vae_present(root / VAE_DIR),
+        MASK_FILE: (root / MASK_FILE).is_file(),
+    }
+
+
+def _vae_present(vae_dir: Path) -> bool:
+    return (vae_dir / "config.json").is_file() and any(vae_dir.glob("diffusion_pytorch_model*.safetensors"))
+
+
+def _load_unet(path: Path, config: BundleConfig, device: "torch.device") -> "LipSyncUNet":
+    from safetensors import SafetensorError
+    from safetensors.torch import load_file
+
+    from lsray.models.unet import LipSyncUNet
+
+    weights = path / UNET_FILE
+    if not weights.is_file():
+        raise MissingWeightError(weights, "UNet weights")
+    try:
+        state = load_file(str(weights))
+    except (SafetensorError, OSError) as exc:
+        raise BundleError(f"{weights}: unreadable safetensors file ({exc})") from exc
+    model = LipSyncUNet(config.unet)
+    try:
+        model.load_state_dict(state, strict=True)
+    except RuntimeError as exc:
+        raise BundleError(f"{weights}: weights do not fit config.json's unet: {exc}") from exc
+    return model.to(device).eval()
+
+
+def _load_vae(vae_dir: Path, device: "torch.device") -> "AutoencoderKL":
+    from diffusers import AutoencoderKL
+
+    if not (vae_dir / "config.json").is_file():
+        raise MissingWeightError(vae_dir / "config.json", "VAE config")
+    if not any(vae_dir.glob("diffusion_pytorch_model*.safetensors")):
+        raise MissingWeightError(vae_dir / "diffusion_pytorch_model.safetensors", "VAE weights")
+    vae = AutoencoderKL.from_pretrained(str(vae_dir), local_files_only=True, use_safetensors=True)
+    return vae.to(device).eval()
+
+
+def load_bundle(
+    location: str | Path,
+    device: "torch.device | str | None" = None,
+    *,
+    load_vae: bool = True,
+) -> ModelBundle:
+    """Load a bundle directory (or a URI a registered resolver understands) onto ``device``.
+
+    ``load_vae=False`` skips the VAE (audio-only or latent-space callers); ``require_vae()`` then
+    raises. A bundle without ``vae/`` loads with ``vae=None`` either way.
+    """
+    import torch
+
+    from lsray.audio.whisper import WhisperEncoder
+    from lsray.device import default_device
+    from lsray.face.mask import load_inpaint_mask
+
+    path = resolve_bundle(location)
+    if not path.is_dir():
+        raise MissingWeightError(path, "model bundle directory")
+    dev = torch.device(device) if device is not None else default_device()
+    config = BundleConfig.read(path / CONFIG_FILE)
+    unet = _load_unet(path, config, dev)
+    whisper = WhisperEncoder.from_pretrained(path / WHISPER_DIR, device=dev)
+    mask = load_inpaint_mask(path / config.mask.file, config.resolution)
+    vae_dir = path / VAE_DIR
+    vae = _load_vae(vae_dir, dev) if load_vae and vae_dir.is_dir() else None
+    return ModelBundle(path=path, config=config, unet=unet, whisper=whisper, mask=mask, vae=vae)
