@@ -1,0 +1,355 @@
+"""lsray.media: probe, streamed decode, encode + mux, atomic outputs, bad inputs."""
+
+from __future__ import annotations
+
+import gc
+import inspect
+import tracemalloc
+import weakref
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clips import (
+    frame_level,
+    level_frames,
+    make_audio,
+    make_clip,
+    make_empty_wav,
+    make_rotated_clip,
+    make_tiny_clip,
+    make_vfr_clip,
+    truncate_copy,
+)
+from lsray.errors import LsrayError, MediaError
+from lsray.media import (
+    STANDARD_FRAME_RATES,
+    VideoWriter,
+    atomic_output,
+    audio_sample_rate,
+    exact_frame_rate,
+    iter_frames,
+    mux_audio,
+    probe,
+    probe_video,
+    read_audio_16k,
+    read_audio_native,
+    write_video,
+)
+
+
+@pytest.fixture(scope="module")
+def clip_dir(tmp_path_factory) -> Path:
+    return tmp_path_factory.mktemp("clips")
+
+
+@pytest.fixture(scope="module")
+def clip2997(clip_dir) -> Path:
+    return make_clip(clip_dir / "c2997.mp4", fps="30000/1001", duration=1.0, audio_rate=44100)
+
+
+def leftovers(directory: Path) -> list[str]:
+    """Temporary files an aborted write might have left behind."""
+    return sorted(p.name for p in directory.iterdir() if ".partial" in p.name)
+
+
+# --- probe -------------------------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("fps", ["24", "25", "30", "30000/1001", "24000/1001"])
+def test_probe_frame_rate_is_exact(clip_dir, fps):
+    clip = make_clip(clip_dir / f"rate {fps.replace('/', '_')}.mp4", fps=fps, duration=1.0, audio_rate=None)
+    info = probe(clip)
+    assert info.fps == Fraction(fps)
+    assert isinstance(info.fps, Fraction)
+    assert not info.variable_frame_rate
+    assert (info.width, info.height) == (64, 48)
+    assert info.has_video and not info.has_audio
+    assert info.n_frames == round(1.0 * Fraction(fps))
+
+
+def test_printed_rates_snap_to_standard_rationals():
+    assert exact_frame_rate("29.97") == Fraction(30000, 1001)
+    assert exact_frame_rate("23.98") == Fraction(24000, 1001)
+    assert exact_frame_rate("59.94") == Fraction(60000, 1001)
+    assert exact_frame_rate("24") == 24
+    assert exact_frame_rate("12.50") == Fraction(25, 2)
+
+
+def test_probe_audio_fields(clip2997, clip_dir):
+    info = probe(clip2997)
+    assert info.has_audio and info.audio_sample_rate == 44100 and info.audio_channels == 1
+    assert info.duration == pytest.approx(1.0, abs=0.05)
+    audio = probe(make_audio(clip_dir / "tone.m4a", sample_rate=48000, channels=2))
+    assert not info.variable_frame_rate
+    assert (audio.has_video, audio.has_audio, audio.audio_sample_rate, audio.audio_channels) == (False, True, 48000, 2)
+
+
+def test_variable_frame_rate_becomes_nearest_standard_rate(clip_dir):
+    info = probe(make_vfr_clip(clip_dir / "vfr.mp4"))
+    assert info.variable_frame_rate
+    assert info.fps in STANDARD_FRAME_RATES
+    frames = list(iter_frames(info.path))
+    assert frames[-1].time == pytest.approx(info.duration, abs=float(3 / info.fps))
+
+
+# --- decode ------------------------------------------------------------------------------------
+
+
+def test_iter_frames_count_and_timestamps(clip2997):
+    info = probe(clip2997)
+    frames = iter_frames(clip2997)
+    assert inspect.isgenerator(frames)
+    frames = list(frames)
+    assert len(frames) == info.n_frames == 30
+    for i, frame in enumerate(frames):
+        assert frame.index == i
+        assert frame.time == float(Fraction(i) / Fraction(30000, 1001))
+        assert frame.rgb.shape == (48, 64, 3) and frame.rgb.dtype == np.uint8
+    frames[0].rgb[0, 0] = 0  # frames are the caller's, writable
+
+
+def test_iter_frames_segment_matches_full_decode(clip_dir):
+    clip = make_clip(clip_dir / "seg.mp4", fps="30000/1001", duration=3.0, audio_rate=None)
+    full = [f.rgb for f in iter_frames(clip)]
+    assert len(full) == 90
+    for start, limit in [(0, 5), (37, 10), (85, 10)]:
+        segment = list(iter_frames(clip, start=start, limit=limit))
+        assert [f.index for f in segment] == list(range(start, min(start + limit, 90)))
+        for f in segment:
+            np.testing.assert_array_equal(f.rgb, full[f.index])
+            assert f.time == float(f.index / Fraction(30000, 1001))
+    assert list(iter_frames(clip, start=200, limit=5)) == []
+
+
+def test_read_audio_16k_and_native(clip2997, clip_dir):
+    audio = read_audio_16k(clip2997)
+    assert audio.dtype == np.float32 and audio.ndim == 1
+    assert abs(len(audio) - 16000) < 1600
+    assert 0.05 < np.abs(audio).max() <= 1.0
+    for name, rate, channels in [("d.wav", 48000, 2), ("d.mp3", 44100, 1), ("d.m4a", 22050, 1)]:
+        path = make_audio(clip_dir / name, sample_rate=rate, channels=channels, duration=0.5)
+        samples, sr = read_audio_native(path)
+        assert sr == rate == audio_sample_rate(path)
+        assert samples.shape[1] == channels and samples.dtype == np.float32
+        assert abs(len(samples) - rate // 2) < rate // 10
+        assert read_audio_16k(path).shape[0] == pytest.approx(8000, abs=1600)
+
+
+def test_rotated_video_reports_displayed_size(clip_dir):
+    clip = make_rotated_clip(clip_dir / "portrait.mp4")
+    info = probe(clip)
+    assert info.rotation == 90 and info.frame_size == (48, 64)
+    assert next(iter_frames(clip)).rgb.shape == (64, 48, 3)
+
+
+def test_closing_the_stream_early_stops_decoding(clip2997):
+    frames = iter_frames(clip2997)
+    first = [next(frames) for _ in range(3)]
+    frames.close()  # kills ffmpeg; no error, no hang
+    assert [f.index for f in first] == [0, 1, 2]
+
+
+# --- encode + mux ------------------------------------------------------------------------------
+
+
+def test_round_trip_encode_and_mux_keeps_rate_size_and_audio_rate(tmp_path):
+    fps = Fraction(30000, 1001)
+    dub = make_audio(tmp_path / "dub.wav", sample_rate=48000, channels=2, duration=2.0)  # longer: trimmed
+    out = tmp_path / "out.mp4"
+    with VideoWriter(out, fps, crf=10, preset="ultrafast", audio=dub) as writer:
+        writer.write_all(level_frames(25))
+    info = probe(out)
+    assert info.fps == fps and (info.width, info.height) == (64, 48)
+    assert info.duration == pytest.approx(25 / fps, abs=float(1 / fps))
+    assert info.audio_codec == "aac" and info.audio_sample_rate == 48000 and info.audio_channels == 2
+    frames = list(iter_frames(out))
+    assert len(frames) == 25
+    assert [frame_level(f.rgb) for f in frames] == list(range(25))
+    samples, sr = read_audio_native(out)
+    assert sr == 48000
+    assert len(samples) / sr == pytest.approx(25 / fps, abs=float(1 / fps))
+    assert leftovers(tmp_path) == []
+
+
+def test_short_audio_is_padded_to_video_and_explicit_duration(tmp_path):
+    dub = make_audio(tmp_path / "short.m4a", sample_rate=44100, channels=1, duration=0.3)
+    out = write_video(tmp_path / "padded.mp4", level_frames(25), 25, preset="ultrafast", audio=dub)
+    samples, sr = read_audio_native(out)
+    assert sr == 44100
+    assert len(samples) / sr == pytest.approx(1.0, abs=0.04)
+    out2 = write_video(tmp_path / "cut.mp4", level_frames(25), 25, preset="ultrafast", audio=dub, audio_duration=0.2)
+    samples2, _ = read_audio_native(out2)
+    assert len(samples2) / 44100 == pytest.approx(0.2, abs=0.04)
+
+
+def test_mux_audio_standalone(tmp_path):
+    video = make_clip(tmp_path / "silent.mp4", fps="24", duration=1.0, audio_rate=None)
+    dub = make_audio(tmp_path / "dub.mp3", sample_rate=44100, channels=2, duration=3.0)
+    out = mux_audio(video, dub, tmp_path / "muxed.mp4")
+    info = probe(out)
+    assert info.fps == 24 and info.audio_sample_rate == 44100 and info.audio_channels == 2
+    assert info.duration == pytest.approx(1.0, abs=1 / 24)
+
+
+def test_odd_frame_size_is_scaled_to_even(tmp_path):
+    frames = [np.full((49, 65, 3), 128, np.uint8)] * 3
+    with VideoWriter(tmp_path / "odd.mp4", 25, preset="ultrafast") as writer:
+        writer.write_all(frames)
+    assert writer.output_size == (64, 48)
+    assert probe(tmp_path / "odd.mp4").frame_size == (64, 48)
+
+
+def test_paths_with_spaces_and_non_ascii(tmp_path):
+    folder = tmp_path / "dir with space"
+    clip = make_clip(folder / "vidéo ü.mp4", fps="25", duration=0.4, audio_rate=48000)
+    dub = make_audio(folder / "dub ü 音.wav", sample_rate=48000, channels=1, duration=0.4)
+    info = probe(clip)
+    assert info.fps == 25 and info.has_audio
+    frames = [f.rgb for f in iter_frames(clip)]
+    assert len(frames) == 10
+    assert read_audio_16k(dub).size > 0
+    out = write_video(tmp_path / "sortie é" / "dubbé ü.mp4", frames, info.fps, preset="ultrafast", audio=dub)
+    assert out.exists() and probe(out).audio_sample_rate == 48000
+    with pytest.raises(MediaError) as excinfo:
+        probe(folder / "absent ü.mp4")
+    assert "absent ü.mp4" in str(excinfo.value)
+
+
+# --- bad inputs --------------------------------------------------------------------------------
+
+
+@pytest.fixture(scope="module")
+def bad_inputs(clip_dir) -> dict[str, tuple[Path, str]]:
+    """name -> (file, words the problem must contain)."""
+    text = clip_dir / "notes.txt"
+    text.write_text("this is not a video\n")
+    fake_mp4 = clip_dir / "fake.mp4"
+    fake_mp4.write_text("plain text with a video extension\n")
+    empty = clip_dir / "empty.mp4"
+    empty.write_bytes(b"")
+    full = make_clip(clip_dir / "whole.mp4", fps="25", duration=2.0, audio_rate=None)
+    return {
+        "missing": (clip_dir / "missing.mp4", "not found"),
+        "text": (text, "not a"),
+        "fake_mp4": (fake_mp4, "not a"),
+        "empty": (empty, "empty"),
+        "audio_only": (make_audio(clip_dir / "only audio.m4a"), "no video stream"),
+        "truncated": (truncate_copy(full, clip_dir / "truncated.mp4"), "truncated"),
+        "tiny": (make_tiny_clip(clip_dir / "tiny.mp4"), "frame too small"),
+    }
+
+
+@pytest.mark.parametrize("name", ["missing", "text", "fake_mp4", "empty", "audio_only", "truncated", "tiny"])
+def test_bad_video_inputs_raise_media_error_naming_the_file(bad_inputs, name):
+    path, words = bad_inputs[name]
+    for attempt in (lambda: probe_video(path), lambda: list(iter_frames(path))):
+        with pytest.raises(MediaError) as excinfo:
+            attempt()
+        assert isinstance(excinfo.value, LsrayError)
+        assert excinfo.value.path == str(path)
+        assert str(path) in str(excinfo.value)
+        assert words in excinfo.value.problem
+
+
+def test_faststart_mp4_cut_short_fails_while_decoding(clip_dir):
+    whole = clip_dir / "faststart.mp4"
+    write_video(whole, level_frames(50), 25, preset="ultrafast")  # VideoWriter writes moov first
+    cut = truncate_copy(whole, clip_dir / "faststart cut.mp4")
+    with pytest.raises(MediaError, match="corrupt or truncated") as excinfo:
+        list(iter_frames(cut))
+    assert excinfo.value.path == str(cut)
+
+
+def test_zero_length_and_missing_audio(tmp_path, clip_dir):
+    empty = make_empty_wav(tmp_path / "silence.wav")
+    with pytest.raises(MediaError, match="zero length|empty") as excinfo:
+        read_audio_16k(empty)
+    assert excinfo.value.path == str(empty)
+    silent = make_clip(tmp_path / "silent.mp4", audio_rate=None, duration=0.2)
+    with pytest.raises(MediaError, match="no audio stream"):
+        read_audio_native(silent)
+    out = tmp_path / "out.mp4"
+    with pytest.raises(MediaError) as excinfo:
+        write_video(out, level_frames(5), 25, audio=empty)
+    assert excinfo.value.path == str(empty)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+
+# --- atomic outputs ----------------------------------------------------------------------------
+
+
+def test_failing_encode_leaves_nothing_under_final_name(tmp_path):
+    dub = make_audio(tmp_path / "dub.wav", duration=0.5)
+    out = tmp_path / "final.mp4"
+    with pytest.raises(RuntimeError, match="boom"):
+        with VideoWriter(out, 25, preset="ultrafast", audio=dub) as writer:
+            writer.write_all(level_frames(5))
+            raise RuntimeError("boom")
+    assert not out.exists() and leftovers(tmp_path) == []
+
+    with pytest.raises(ValueError):
+        with VideoWriter(out, 25, preset="ultrafast") as writer:
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+            writer.write(np.zeros((48, 66, 3), np.uint8))  # size changes mid-stream
+    assert not out.exists() and leftovers(tmp_path) == []
+
+    with pytest.raises(MediaError, match="no frames"):
+        with VideoWriter(out, 25):
+            pass
+    assert not out.exists() and leftovers(tmp_path) == []
+
+    with pytest.raises(MediaError, match="encoder failed"):
+        with VideoWriter(out, 25, preset="no-such-preset") as writer:
+            for frame in level_frames(200):
+                writer.write(frame)
+    assert not out.exists() and leftovers(tmp_path) == []
+
+    out.write_bytes(b"previous result")
+    with pytest.raises(RuntimeError):
+        with VideoWriter(out, 25, preset="ultrafast") as writer:
+            writer.write_all(level_frames(3))
+            raise RuntimeError("crash")
+    assert out.read_bytes() == b"previous result"
+
+
+def test_atomic_output_is_general(tmp_path):
+    final = tmp_path / "sub dir" / "report.json"
+    with atomic_output(final) as tmp:
+        assert tmp.parent == final.parent and tmp.suffix == ".json" and tmp.name.startswith(".")
+        tmp.write_text("{}")
+        assert not final.exists()
+    assert final.read_text() == "{}"
+    with pytest.raises(KeyError):
+        with atomic_output(tmp_path / "other.txt") as tmp:
+            tmp.write_text("half")
+            raise KeyError("x")
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["sub dir"]
+    with pytest.raises(FileNotFoundError):
+        with atomic_output(tmp_path / "never.txt"):
+            pass
+
+
+# --- memory ------------------------------------------------------------------------------------
+
+
+def test_iterating_a_long_clip_does_not_accumulate_frames(clip_dir):
+    clip = make_clip(clip_dir / "long.mp4", fps="25", duration=12.0, size=(320, 240), audio_rate=None)
+    frame_bytes = 320 * 240 * 3
+    alive: list[weakref.ref] = []
+    gc.collect()
+    tracemalloc.start()
+    try:
+        count = 0
+        for frame in iter_frames(clip):
+            alive.append(weakref.ref(frame.rgb))
+            count += 1
+            del frame
+            assert sum(ref() is not None for ref in alive) <= 1
+        _, peak = tracemalloc.get_traced_memory()
+    finally:
+        tracemalloc.stop()
+    assert count == 300
+    assert peak < 8 * frame_bytes  # 300 frames would be ~69 MB; we hold about one
