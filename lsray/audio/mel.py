@@ -25,6 +25,8 @@ WINDOW_FRAMES = 3_000
 WINDOW_ROWS = WINDOW_FRAMES // 2
 #: Encoder rows per second (the 50 Hz grid everything audio-side is indexed on).
 ROWS_PER_SECOND = SAMPLE_RATE // HOP_LENGTH // 2
+#: Mel frames per block of the first (global max) pass: 5 minutes, bounded whatever the file length.
+MAX_PASS_BLOCK_FRAMES = 30_000
 
 
 class WaveSource(Protocol):
@@ -93,7 +95,7 @@ def log_mel_span(wave: WaveSource, start: int, stop: int) -> torch.Tensor:
     return torch.clamp(mel, min=1e-10).log10()
 
 
-def log_mel_max(wave: WaveSource, block_frames: int = 30_000) -> float:
+def log_mel_max(wave: WaveSource, block_frames: int = MAX_PASS_BLOCK_FRAMES) -> float:
     """The whole file's max log10 mel, in a cheap first pass over bounded blocks (5 min each)."""
     total = num_frames(len(wave))
     best = -float("inf")
