@@ -286,3 +286,21 @@ def test_fused_stream_and_phoneme_rows(encoder, short_wave):
     times = frame_times(40, 25.0, first_frame=60)
     streamed = torch.cat(list(fused.stream_windows(short_wave, times)))
     assert torch.equal(streamed, windows_at(feats, times))
+
+
+def test_shard_span_windows_equal_full_stream(parity_dir):
+    """A shard carrying only its sample span (+ the file's mel max) gets the same windows."""
+    from lsray.audio import WaveSlice, samples_for_rows
+    from lsray.audio.mel import log_mel_max, num_rows
+    from lsray.audio.windows import rows_for_times
+
+    encoder = WhisperEncoder.from_openai(parity_dir / "whisper_small" / "tiny.pt")
+    wave = load_wave(parity_dir / "whisper_small" / "speech_long.wav")
+    times = frame_times(200, 25, first_frame=1300)  # 52-60 s: past two window boundaries
+    full = torch.cat(list(encoder.stream_windows(wave, times)))
+    total = num_rows(len(wave))
+    lo, hi = samples_for_rows(rows_for_times(times, total), len(wave))
+    assert hi - lo < len(wave)  # the shard really holds less than the file
+    part = WaveSlice(wave[lo:hi], lo, len(wave))
+    shard = torch.cat(list(encoder.stream_windows(part, times, file_max=log_mel_max(wave))))
+    assert torch.equal(shard, full)

@@ -9,6 +9,7 @@
 
 from lsray.audio.fused import FusedAudioEncoder, fuse
 from lsray.audio.mel import (
+    WaveSlice,
     ROWS_PER_SECOND,
     SAMPLE_RATE,
     WaveSource,
@@ -20,7 +21,7 @@ from lsray.audio.mel import (
     num_rows,
 )
 from lsray.audio.phoneme import PHONEME_DIM, PhonemeEncoder, resample_to_rows
-from lsray.audio.whisper import DEFAULT_HOP_FRAMES, FeatureBlock, WhisperEncoder, load_wave
+from lsray.audio.whisper import DEFAULT_HOP_FRAMES, FeatureBlock, WhisperEncoder, load_wave, samples_for_rows
 from lsray.audio.windows import (
     ROWS_PER_WINDOW,
     chunks,
@@ -31,6 +32,8 @@ from lsray.audio.windows import (
 )
 
 __all__ = [
+    "WaveSlice",
+    "samples_for_rows",
     "DEFAULT_HOP_FRAMES",
     "PHONEME_DIM",
     "ROWS_PER_SECOND",

@@ -17,8 +17,8 @@ from torch import nn
 
 from lsray.audio.mel import WaveSource, num_rows
 from lsray.audio.phoneme import PhonemeEncoder
-from lsray.audio.whisper import DEFAULT_HOP_FRAMES, FeatureBlock, WhisperEncoder
-from lsray.audio.windows import chunks, stream_windows, windows_at
+from lsray.audio.whisper import DEFAULT_HOP_FRAMES, FeatureBlock, WhisperEncoder, windows_from_blocks
+from lsray.audio.windows import chunks, rows_for_times, windows_at
 
 
 def fuse(whisper_features: torch.Tensor, phoneme_features: torch.Tensor) -> torch.Tensor:
@@ -47,14 +47,22 @@ class FusedAudioEncoder(nn.Module):
     def num_layers(self) -> int:
         return self.whisper.num_layers
 
-    def stream(self, wave: WaveSource, hop_frames: int = DEFAULT_HOP_FRAMES) -> Iterator[FeatureBlock]:
+    def stream(
+        self,
+        wave: WaveSource,
+        hop_frames: int = DEFAULT_HOP_FRAMES,
+        rows: tuple[int, int] | None = None,
+        file_max: float | None = None,
+        phoneme_stats: tuple[float, float] | None = None,
+    ) -> Iterator[FeatureBlock]:
         """Fused feature blocks (rows, L, C + 128), one Whisper block at a time (bounded memory).
 
         The phoneme rows of each block are encoded for that block only (with context), so the
         phoneme chunking follows the Whisper blocks and ``features`` is this stream concatenated.
+        ``rows``, ``file_max`` and ``phoneme_stats`` restrict the work to one shard's span.
         """
-        stats = self.phoneme.stats(wave)
-        for block in self.whisper.stream(wave, hop_frames):
+        stats = self.phoneme.stats(wave) if phoneme_stats is None else phoneme_stats
+        for block in self.whisper.stream(wave, hop_frames, rows=rows, file_max=file_max):
             end = block.start_row + block.features.shape[0]
             phon = self.phoneme.rows(wave, block.start_row, end, stats)  # (rows, 128)
             yield FeatureBlock(block.start_row, fuse(block.features, phon))
@@ -64,11 +72,20 @@ class FusedAudioEncoder(nn.Module):
         return torch.cat([block.features for block in self.stream(wave, hop_frames)], dim=0)
 
     def stream_windows(
-        self, wave: WaveSource, times_s: Sequence[float] | np.ndarray, batch: int = 64
+        self,
+        wave: WaveSource,
+        times_s: Sequence[float] | np.ndarray,
+        batch: int = 64,
+        file_max: float | None = None,
+        phoneme_stats: tuple[float, float] | None = None,
     ) -> Iterator[torch.Tensor]:
-        """Fused windows at ascending ``times_s`` in batches (<= batch, 10 L, C + 128), streamed."""
+        """Fused windows at ascending ``times_s`` in batches (<= batch, 10 L, C + 128), streamed
+        over just the encoder windows those times need."""
         total = num_rows(len(wave))
-        yield from stream_windows((b.features for b in self.stream(wave)), total, times_s, batch)
+        blocks = self.stream(
+            wave, rows=rows_for_times(times_s, total), file_max=file_max, phoneme_stats=phoneme_stats
+        )
+        yield from windows_from_blocks(blocks, total, times_s, batch)
 
     def windows_at(self, wave: WaveSource, times_s: Sequence[float] | np.ndarray) -> torch.Tensor:
         """Fused windows centred at ``times_s``: (N, 10 L, C + 128)."""

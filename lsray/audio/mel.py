@@ -40,6 +40,28 @@ class WaveSource(Protocol):
     def __getitem__(self, index: slice) -> np.ndarray: ...
 
 
+class WaveSlice:
+    """The samples ``[offset, offset + len(data))`` of a longer 16 kHz track, as a WaveSource.
+
+    A shard of a long clip carries only the span its encoder windows read
+    (:func:`lsray.audio.whisper.samples_for_rows`); reading outside it is a bug, so it raises.
+    """
+
+    def __init__(self, data: np.ndarray, offset: int, total: int) -> None:
+        self.data = np.asarray(data, dtype=np.float32)
+        self.offset = offset
+        self.total = total
+
+    def __len__(self) -> int:
+        return self.total
+
+    def __getitem__(self, index: slice) -> np.ndarray:
+        lo, hi, _ = index.indices(self.total)
+        if lo < self.offset or hi > self.offset + len(self.data):
+            raise IndexError(f"samples [{lo}, {hi}) are outside this slice [{self.offset}, {self.offset + len(self.data)})")
+        return self.data[lo - self.offset : hi - self.offset]
+
+
 @lru_cache(maxsize=4)
 def mel_filters(n_mels: int = N_MELS) -> torch.Tensor:
     """OpenAI's mel filterbank (n_mels, 201): what ``mel_filters.npz`` holds, rebuilt with librosa.

@@ -12,6 +12,7 @@ by the window, never by the length of the audio.
 
 from __future__ import annotations
 
+import itertools
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Iterator, Sequence
@@ -32,7 +33,7 @@ from lsray.audio.mel import (
     num_frames,
     num_rows,
 )
-from lsray.audio.windows import stream_windows
+from lsray.audio.windows import rows_for_times, stream_windows
 from lsray.device import default_device
 from lsray.errors import CheckpointMismatchError, MediaError, MissingWeightError
 
@@ -207,30 +208,45 @@ class WhisperEncoder(nn.Module):
             states.append(x)
         return torch.stack(states, dim=2)  # (B, 1500, L, C)
 
-    def window_starts(self, total_frames: int, hop_frames: int = DEFAULT_HOP_FRAMES) -> list[int]:
+    @staticmethod
+    def window_starts(total_frames: int, hop_frames: int = DEFAULT_HOP_FRAMES) -> list[int]:
         """First mel frame of each encoder window; one window for 30 s or less (upstream exact)."""
         if hop_frames % 2 or not 0 < hop_frames <= WINDOW_FRAMES:
             raise ValueError(f"hop_frames must be even and in (0, {WINDOW_FRAMES}], got {hop_frames}")
         count = 1 if total_frames <= WINDOW_FRAMES else 1 + -(-(total_frames - WINDOW_FRAMES) // hop_frames)
         return [k * hop_frames for k in range(count)]
 
-    def stream(self, wave: WaveSource, hop_frames: int = DEFAULT_HOP_FRAMES) -> Iterator[FeatureBlock]:
+    def stream(
+        self,
+        wave: WaveSource,
+        hop_frames: int = DEFAULT_HOP_FRAMES,
+        rows: tuple[int, int] | None = None,
+        file_max: float | None = None,
+    ) -> Iterator[FeatureBlock]:
         """Yield the features of ``wave`` (16 kHz mono) as consecutive blocks of finished rows.
 
-        Pass 1 reads the whole file once for its max log-mel (LatentSync floors at max - 8).
-        Pass 2 encodes one window at a time; rows shared with the next window are held back
-        (``1500 - hop/2`` rows) and cross-faded when it arrives, so at most one window's mel
-        (80, 3000), one window's states (1500, L, C) and the held-back tail are alive at once.
+        Pass 1 reads the whole file once for its max log-mel (LatentSync floors at max - 8);
+        pass ``file_max`` when it is already known (a shard of a long clip). Pass 2 encodes one
+        window at a time; rows shared with the next window are held back (``1500 - hop/2`` rows)
+        and cross-faded when it arrives, so at most one window's mel (80, 3000), one window's
+        states (1500, L, C) and the held-back tail are alive at once.
+
+        ``rows=(r0, r1)`` encodes only the windows those rows need (a shard's span): the blocks
+        then start at or before ``r0`` and cover ``r1``, with values identical to the full stream.
         """
         total_frames = num_frames(len(wave))
         total_rows = num_rows(len(wave))
-        file_max = log_mel_max(wave)
+        if file_max is None:
+            file_max = log_mel_max(wave)
         hop_rows = hop_frames // 2
         overlap = WINDOW_ROWS - hop_rows
         ramp = torch.arange(1, overlap + 1, dtype=torch.float32) / (overlap + 1)  # new window's weight
         starts = self.window_starts(total_frames, hop_frames)
+        k_lo, k_hi = window_range(len(starts), hop_frames, rows)
         tail: torch.Tensor | None = None  # (overlap, L, C) rows [start_k, start_k + overlap) of window k-1
         for k, start in enumerate(starts):
+            if not k_lo <= k <= k_hi:
+                continue
             mel = normalise(log_mel_span(wave, start, start + WINDOW_FRAMES), file_max)  # (80, <=3000)
             # A short last window is zero-padded in NORMALISED log-mel space, as upstream does.
             mel = nn.functional.pad(mel, (0, WINDOW_FRAMES - mel.shape[1]))  # (80, 3000)
@@ -243,6 +259,8 @@ class WhisperEncoder(nn.Module):
                 feats[:n] = (1 - w) * tail[:n] + w * feats[:n]
             if k == len(starts) - 1:
                 yield FeatureBlock(first_row, feats)
+            elif k == k_hi:  # a ranged stream stops here: its rows lie in this window's head
+                yield FeatureBlock(first_row, feats[:hop_rows].clone())
             else:
                 yield FeatureBlock(first_row, feats[:hop_rows].clone())
                 tail = feats[hop_rows:].clone()
@@ -261,11 +279,50 @@ class WhisperEncoder(nn.Module):
         times_s: Sequence[float] | np.ndarray,
         hop_frames: int = DEFAULT_HOP_FRAMES,
         batch: int = 64,
+        file_max: float | None = None,
     ) -> Iterator[torch.Tensor]:
         """Per-frame windows at ascending ``times_s`` (e.g. one shard's frames), in batches of
-        (<= batch, 10 L, C), computed from the stream: the whole file's features never exist."""
+        (<= batch, 10 L, C), computed from the stream: the whole file's features never exist.
+
+        Only the encoder windows these times need are run; ``file_max`` skips the first pass."""
         total = num_rows(len(wave))
-        yield from stream_windows((b.features for b in self.stream(wave, hop_frames)), total, times_s, batch)
+        blocks = self.stream(wave, hop_frames, rows=rows_for_times(times_s, total), file_max=file_max)
+        yield from windows_from_blocks(blocks, total, times_s, batch)
+
+
+def windows_from_blocks(
+    blocks: Iterator[FeatureBlock], total_rows: int, times_s: Sequence[float] | np.ndarray, batch: int
+) -> Iterator[torch.Tensor]:
+    """:func:`stream_windows` over a (possibly ranged) block stream, starting at its first row."""
+    first = next(blocks)
+    features = itertools.chain([first.features], (b.features for b in blocks))
+    yield from stream_windows(features, total_rows, times_s, batch, first_row=first.start_row)
+
+
+def window_range(count: int, hop_frames: int, rows: tuple[int, int] | None) -> tuple[int, int]:
+    """Indices (first, last) of the encoder windows whose rows overlap ``rows = (r0, r1)``."""
+    if rows is None:
+        return 0, count - 1
+    hop_rows = hop_frames // 2
+    r0, r1 = rows
+    first = max(0, -(-(r0 - WINDOW_ROWS + 1) // hop_rows))
+    last = min(count - 1, max(0, r1 - 1) // hop_rows)
+    return min(first, last), last
+
+
+def samples_for_rows(rows: tuple[int, int], total_samples: int, hop_frames: int = DEFAULT_HOP_FRAMES) -> tuple[int, int]:
+    """Sample span ``[lo, hi)`` a ranged stream over ``rows`` reads (with STFT reflection margin).
+
+    A shard of a long clip carries only these samples of the 16 kHz track (see
+    :class:`lsray.audio.mel.WaveSlice`), plus the whole file's ``file_max``.
+    """
+    from lsray.audio.mel import HOP_LENGTH, N_FFT
+
+    starts = WhisperEncoder.window_starts(num_frames(total_samples), hop_frames)
+    k_lo, k_hi = window_range(len(starts), hop_frames, rows)
+    lo = starts[k_lo] * HOP_LENGTH - N_FFT - 1  # reflect margin _padded_samples reads
+    hi = (starts[k_hi] + WINDOW_FRAMES) * HOP_LENGTH + N_FFT + 1
+    return max(0, lo), min(total_samples, hi)
 
 
 def load_wave(path: str | Path) -> np.ndarray:

@@ -75,11 +75,18 @@ def chunks(features: torch.Tensor, fps: float = 25.0, num_frames: int | None = N
     return windows_at(features, frame_times(num_frames, fps))
 
 
+def rows_for_times(times_s: Sequence[float] | np.ndarray, total_rows: int) -> tuple[int, int]:
+    """The feature rows ``[r0, r1)`` the windows at ``times_s`` read."""
+    rows = window_rows(centre_rows(times_s), total_rows)
+    return int(rows.min()), int(rows.max()) + 1
+
+
 def stream_windows(
     blocks: Iterable[torch.Tensor],
     total_rows: int,
     times_s: Sequence[float] | np.ndarray,
     batch: int = 64,
+    first_row: int = 0,
 ) -> Iterator[torch.Tensor]:
     """Windows at ascending ``times_s`` from a stream of consecutive feature blocks (rows, L, C).
 
@@ -92,7 +99,7 @@ def stream_windows(
         raise ValueError("stream_windows needs ascending times")
     it = iter(blocks)
     buf: torch.Tensor | None = None  # rows [buf_start, buf_start + len(buf))
-    buf_start = 0
+    buf_start = first_row  # a ranged stream's first block need not start at row 0
     out: list[torch.Tensor] = []
     for win in rows:
         lo, hi = int(win.min()), int(win.max()) + 1
