@@ -29,6 +29,17 @@ from lsray.errors import MissingWeightError
 PHONEME_DIM = 128
 
 
+def wave_mean_std(wave: WaveSource, block: int = SAMPLE_RATE * 300) -> tuple[float, float]:
+    """Whole-file mean and std in bounded blocks (all chunks of a file share one normalisation,
+    so a shard of a long clip is given the file's figures instead of its own)."""
+    n, s1, s2 = len(wave), 0.0, 0.0
+    for lo in range(0, n, block):
+        x = np.asarray(wave[lo : lo + block], dtype=np.float64)
+        s1, s2 = s1 + x.sum(), s2 + (x * x).sum()
+    mean = s1 / max(n, 1)
+    return mean, math.sqrt(max(s2 / max(n, 1) - mean * mean, 0.0))
+
+
 class PhonemeEncoder(nn.Module):
     """Wav2Vec2 phoneme-CTC hidden states -> (T, 128) on the Whisper 50 Hz grid."""
 
@@ -97,15 +108,6 @@ class PhonemeEncoder(nn.Module):
             return 0
         return (num_samples - self.receptive_field) // self.stride + 1
 
-    def _mean_std(self, wave: WaveSource, block: int = SAMPLE_RATE * 300) -> tuple[float, float]:
-        """Whole-file mean and std in bounded blocks (chunks must share one normalisation)."""
-        n, s1, s2 = len(wave), 0.0, 0.0
-        for lo in range(0, n, block):
-            x = np.asarray(wave[lo : lo + block], dtype=np.float64)
-            s1, s2 = s1 + x.sum(), s2 + (x * x).sum()
-        mean = s1 / max(n, 1)
-        return mean, math.sqrt(max(s2 / max(n, 1) - mean * mean, 0.0))
-
     def _frames(self, wave: WaveSource, f0: int, f1: int, stats: tuple[float, float]) -> torch.Tensor:
         """Last hidden states of frames ``[f0, f1)``, encoded with context on both sides: (f1 - f0, H)."""
         total = self._frame_count(len(wave))
@@ -118,7 +120,7 @@ class PhonemeEncoder(nn.Module):
 
     def stats(self, wave: WaveSource) -> tuple[float, float]:
         """The normalisation every chunk of ``wave`` shares (identity when ``normalize`` is off)."""
-        return self._mean_std(wave) if self.normalize else (0.0, 1.0)
+        return wave_mean_std(wave) if self.normalize else (0.0, 1.0)
 
     @torch.no_grad()
     def hidden_frames(self, wave: WaveSource) -> torch.Tensor:

@@ -29,7 +29,11 @@ from lsray.media.probe import (
     probe_video,
 )
 
+from lsray.media.concat import assemble_video, concat_segments
+
 __all__ = [
+    "assemble_video",
+    "concat_segments",
     "ANALYSIS_SAMPLE_RATE",
     "MIN_FRAME_SIDE",
     "STANDARD_FRAME_RATES",

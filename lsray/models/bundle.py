@@ -26,6 +26,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lsray.errors import BundleError, MissingWeightError
 from lsray.models.config import UNetConfig
+from lsray.sampling.schedulers import SchedulerConfig
 
 if TYPE_CHECKING:  # heavy imports stay out of module import (``lsray --help`` must be fast)
     import numpy as np
@@ -67,21 +68,6 @@ class AudioConfig(BaseModel):
 
     encoder: Literal["whisper"] = "whisper"
     whisper: WhisperLayout = Field(default_factory=WhisperLayout)
-
-
-class SchedulerConfig(BaseModel):
-    """Noise schedule, exactly LatentSync's ``configs/scheduler_config.json`` (diffusers kwargs)."""
-
-    model_config = ConfigDict(extra="forbid")
-
-    num_train_timesteps: int = 1000
-    beta_start: float = 0.00085
-    beta_end: float = 0.012
-    beta_schedule: str = "scaled_linear"
-    steps_offset: int = 1
-    set_alpha_to_one: bool = False
-    clip_sample: bool = False
-    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon"
 
 
 class SamplerDefaults(BaseModel):
@@ -153,6 +139,11 @@ class BundleConfig(BaseModel):
             )
         if self.sampler.method == "lcm" and self.lcm is None:
             raise ValueError("sampler.method 'lcm' needs an lcm student section")
+        if self.audio.whisper.dim > self.unet.cross_attention_dim:
+            raise ValueError(
+                f"audio tokens are {self.audio.whisper.dim}-d but the UNet attends to "
+                f"{self.unet.cross_attention_dim}-d audio (cross_attention_dim)"
+            )
         return self
 
     @classmethod
@@ -227,23 +218,18 @@ class ModelBundle:
         return self.vae
 
     def make_scheduler(self, kind: Literal["ddim", "lcm"] | None = None) -> Any:
-        """A fresh diffusers scheduler (they are stateful: one per sampling run)."""
-        return make_scheduler(self.config, kind)
+        """A fresh diffusers scheduler on the bundle's noise schedule (default: its sampler)."""
+        from lsray.sampling import make_scheduler
 
+        try:
+            return make_scheduler(kind or self.config.sampler.method, self.config.sampler.scheduler)
+        except ValueError as exc:
+            raise BundleError(str(exc)) from exc
 
-def make_scheduler(config: BundleConfig, kind: Literal["ddim", "lcm"] | None = None) -> Any:
-    """diffusers ``DDIMScheduler`` / ``LCMScheduler`` built from the bundle's noise schedule."""
-    kwargs = config.sampler.scheduler.model_dump()
-    kind = kind or config.sampler.method
-    if kind == "ddim":
-        from diffusers import DDIMScheduler
-
-        return DDIMScheduler(**kwargs)
-    if kind == "lcm":
-        from diffusers import LCMScheduler
-
-        return LCMScheduler(**kwargs)
-    raise BundleError(f"unknown scheduler {kind!r} (expected 'ddim' or 'lcm')")
+    @property
+    def audio_encoder(self) -> "WhisperEncoder":
+        """The encoder whose tokens the UNet's audio cross-attention takes."""
+        return self.whisper
 
 
 def bundle_files(path: str | Path) -> dict[str, bool]:
@@ -291,7 +277,7 @@ def _load_vae(vae_dir: Path, device: "torch.device") -> "AutoencoderKL":
         raise MissingWeightError(vae_dir / "config.json", "VAE config")
     if not any(vae_dir.glob("diffusion_pytorch_model*.safetensors")):
         raise MissingWeightError(vae_dir / "diffusion_pytorch_model.safetensors", "VAE weights")
-    vae = AutoencoderKL.from_pretrained(str(vae_dir), local_files_only=True, use_safetensors=True)
+    vae = AutoencoderKL.from_pretrained(str(vae_dir), local_files_only=True, use_safetensors=True, low_cpu_mem_usage=False)
     return vae.to(device).eval()
 
 

@@ -167,7 +167,7 @@ def convert_latentsync(
 
         if not (vae_dir / "config.json").is_file():
             raise MissingWeightError(vae_dir / "config.json", "VAE config")
-        vae_model = AutoencoderKL.from_pretrained(str(vae_dir), local_files_only=True)
+        vae_model = AutoencoderKL.from_pretrained(str(vae_dir), local_files_only=True, low_cpu_mem_usage=False)
 
     config = BundleConfig(
         resolution=resolution,

@@ -5,25 +5,32 @@ from __future__ import annotations
 from typing import Any, Literal
 
 from diffusers import DDIMScheduler, LCMScheduler
+from pydantic import BaseModel, ConfigDict
 
 SamplerKind = Literal["ddim", "lcm"]
 
-# LatentSync's configs/scheduler_config.json (the schedule its checkpoints were trained with).
-LATENTSYNC_SCHEDULER_CONFIG: dict[str, Any] = {
-    "num_train_timesteps": 1000,
-    "beta_start": 0.00085,
-    "beta_end": 0.012,
-    "beta_schedule": "scaled_linear",
-    "steps_offset": 1,
-    "set_alpha_to_one": False,
-    "clip_sample": False,
-    "prediction_type": "epsilon",
-}
+
+class SchedulerConfig(BaseModel):
+    """Noise schedule (diffusers kwargs); defaults are LatentSync's ``configs/scheduler_config.json``,
+    the schedule its checkpoints were trained with."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_train_timesteps: int = 1000
+    beta_start: float = 0.00085
+    beta_end: float = 0.012
+    beta_schedule: str = "scaled_linear"
+    steps_offset: int = 1
+    set_alpha_to_one: bool = False
+    clip_sample: bool = False
+    prediction_type: Literal["epsilon", "v_prediction", "sample"] = "epsilon"
 
 
-def make_scheduler(kind: SamplerKind = "ddim", config: dict[str, Any] | None = None) -> DDIMScheduler | LCMScheduler:
+def make_scheduler(
+    kind: SamplerKind = "ddim", config: SchedulerConfig | dict[str, Any] | None = None
+) -> DDIMScheduler | LCMScheduler:
     """A fresh scheduler (they are stateful: one per concurrent sampling loop)."""
-    cfg = dict(LATENTSYNC_SCHEDULER_CONFIG if config is None else config)
+    cfg = SchedulerConfig.model_validate(config or {}).model_dump()
     if kind == "ddim":
         return DDIMScheduler(**cfg)
     if kind == "lcm":

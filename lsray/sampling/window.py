@@ -14,7 +14,7 @@ import torch
 
 from lsray.models.unet import LipSyncUNet
 from lsray.sampling.guidance import guidance_embedding
-from lsray.sampling.schedulers import SamplerKind, make_scheduler
+from lsray.sampling.schedulers import SamplerKind, SchedulerConfig, make_scheduler
 
 
 @dataclass
@@ -53,7 +53,7 @@ def denoise_window(
     sampler: SamplerKind = "ddim",
     steps: int = 20,
     guidance: float = 1.5,
-    scheduler_config: dict | None = None,
+    scheduler_config: SchedulerConfig | dict | None = None,
     generator: torch.Generator | None = None,
 ) -> torch.Tensor:
     """Run the sampler from ``latents`` (B, 4, F, h, w) (already times ``init_noise_sigma``).
@@ -95,7 +95,7 @@ def denoise_window(
     return latents
 
 
-def visited_timesteps(sampler: SamplerKind, steps: int, scheduler_config: dict | None = None) -> list[int]:
+def visited_timesteps(sampler: SamplerKind, steps: int, scheduler_config: SchedulerConfig | dict | None = None) -> list[int]:
     """The timesteps a sampler visits for ``steps`` steps (e.g. DDIM 4 -> [751, 501, 251, 1])."""
     scheduler = make_scheduler(sampler, scheduler_config)
     scheduler.set_timesteps(steps)

@@ -1,0 +1,129 @@
+"""Stage 1, prepare: probe the inputs, decide the output timing, find and follow the speaker's face.
+
+This is the first pass over the video (detection on keyframes, optical flow in between); only
+per-frame alignment points are kept, so a clip of any length costs a few bytes a frame here.
+The second half of the stage, :class:`ShardStage`, fans a plan out into shards of whole windows.
+"""
+
+from __future__ import annotations
+
+import tempfile
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lsray.audio.mel import WaveSlice, log_mel_max, num_rows
+from lsray.audio.phoneme import wave_mean_std
+from lsray.audio.vad import speech_at, speech_rows
+from lsray.audio.whisper import samples_for_rows
+from lsray.audio.windows import rows_for_times
+from lsray.errors import MediaError
+from lsray.face import FaceAligner, FaceTracker, load_sidecar, select_speaker, smooth_points, track_from_sidecar
+from lsray.media import iter_frames, probe_audio, probe_video, read_audio_16k
+from lsray.pipeline.frames import source_frames
+from lsray.pipeline.records import ClipPlan, ClipShard, ClipSpec
+from lsray.pipeline.timeline import make_timeline
+
+#: Frames over which the mouth fades between the dubbed and the original one (no pops).
+MOUTH_RAMP_FRAMES = 3
+
+
+def _frame_envelope(path: str, fps: float, frames: int) -> np.ndarray | None:
+    """RMS of the source video's own audio per frame (for ``--speaker auto``), or None."""
+    try:
+        wave = read_audio_16k(path)
+    except MediaError:
+        return None
+    per = 16000 / fps
+    idx = np.minimum((np.arange(frames + 1) * per).astype(np.int64), len(wave))
+    csum = np.concatenate([[0.0], np.cumsum(wave.astype(np.float64) ** 2)])
+    return np.sqrt((csum[idx[1:]] - csum[idx[:-1]]) / np.maximum(np.diff(idx), 1))
+
+
+class PrepareStage:
+    """ClipSpec -> ClipPlan. Holds the face detector and mesh (built once per worker)."""
+
+    def __init__(self, resolution: int = 256, keyframe_interval: int = 5, smoothing_radius: int = 2,
+                 work_root: str | None = None) -> None:
+        self.resolution = resolution
+        self.tracker = FaceTracker(keyframe_interval=keyframe_interval)
+        self.smoothing_radius = smoothing_radius
+        self.work_root = work_root
+
+    def __call__(self, spec: ClipSpec) -> ClipPlan:
+        t0 = time.perf_counter()
+        video = probe_video(spec.video)
+        dub = probe_audio(spec.audio)
+        frames = (f.rgb for f in iter_frames(spec.video, info=video))
+        if spec.face_sidecar:
+            result = track_from_sidecar(frames, load_sidecar(spec.face_sidecar), self.tracker.landmarker)
+        else:
+            result = self.tracker.track(frames)
+        n_src = result.num_frames
+        if n_src == 0:
+            raise MediaError(spec.video, "no decodable frames")
+        opts = spec.options
+        envelope = _frame_envelope(spec.video, float(video.fps), n_src) if opts.speaker == "auto" and video.has_audio else None
+        track = select_speaker(result.tracks, opts.speaker, float(video.fps), envelope)
+        points = np.full((n_src, 3, 2), np.nan, dtype=np.float32)
+        if track is not None and len(track):
+            points[track.frame_indices] = smooth_points(track.points_array(), track.frame_indices, self.smoothing_radius)
+        timeline = make_timeline(opts.sync_mode, video.fps, n_src, float(dub.duration or 0.0))
+        work_dir = tempfile.mkdtemp(prefix=f"lsray-{spec.clip_id}-", dir=self.work_root)
+        return ClipPlan(
+            spec=spec, fps=video.fps, width=video.width, height=video.height, timeline=timeline,
+            points=points, resolution=opts.resolution or self.resolution, track=spec.audio,
+            work_dir=work_dir, warnings=list(timeline.warnings),
+            faces_found=int(np.isfinite(points[:, 0, 0]).sum()),
+            timings={"face": time.perf_counter() - t0},
+        )
+
+
+def mouth_weights(has_face: np.ndarray, speech: np.ndarray, keep_silent_mouth: bool) -> np.ndarray:
+    """Per output frame: 1 = dubbed mouth, 0 = original; ramps over MOUTH_RAMP_FRAMES, and never
+    above 0 where there is no face (those frames pass through untouched)."""
+    target = (has_face & speech) if keep_silent_mouth else has_face
+    kernel = np.ones(MOUTH_RAMP_FRAMES, np.float32) / MOUTH_RAMP_FRAMES
+    ramped = np.convolve(target.astype(np.float32), kernel, mode="same")  # fades in and out of speech
+    return np.where(target, ramped, 0.0).astype(np.float32)
+
+
+class ShardStage:
+    """ClipPlan -> ClipShards of whole 16-frame windows, each with its aligned crops (pass 2).
+
+    The dubbed track is read once at 16 kHz for its clip-level statistics (Whisper's log-mel max,
+    the phoneme branch's normalisation, speech activity); each shard then carries only the
+    sample span its audio windows read.
+    """
+
+    def __call__(self, plan: ClipPlan):  # -> Iterator[ClipShard]
+        t0 = time.perf_counter()
+        wave = read_audio_16k(plan.track)
+        total_rows = num_rows(len(wave))
+        mel_max, stats = log_mel_max(wave), wave_mean_std(wave)
+        out_times = np.arange(plan.timeline.output_frames) / float(plan.fps)
+        src = plan.timeline.source_index(np.arange(plan.timeline.output_frames))
+        has_face = np.isfinite(plan.points[src, 0, 0])
+        weights = mouth_weights(has_face, speech_at(speech_rows(wave), out_times), plan.spec.options.keep_silent_mouth)
+        aligner = FaceAligner(plan.resolution, smoothing_radius=0)  # points were smoothed in prepare
+        s = plan.resolution
+        bounds = plan.shard_bounds()
+        setup = time.perf_counter() - t0
+        for k, (start, stop) in enumerate(bounds):
+            t1 = time.perf_counter()
+            n = stop - start
+            crops = np.zeros((n, s, s, 3), np.uint8)
+            affines = np.zeros((n, 2, 3), np.float32)
+            face = has_face[start:stop].copy()
+            for i, j, rgb in source_frames(plan, start, stop):
+                if face[i - start]:
+                    aligned = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j)
+                    crops[i - start], affines[i - start] = aligned.crop, aligned.affine
+            lo, hi = samples_for_rows(rows_for_times(out_times[start:stop], total_rows), len(wave))
+            yield ClipShard(
+                plan=plan, index=k, count=len(bounds), start=start, stop=stop, crops=crops, affines=affines,
+                has_face=face, mouth_weight=weights[start:stop], wave=WaveSlice(wave[lo:hi].copy(), lo, len(wave)),
+                mel_max=mel_max, phoneme_stats=stats,
+                timings={"face": time.perf_counter() - t1 + (setup if k == 0 else 0.0)},
+            )

@@ -1,0 +1,135 @@
+"""The typed records that flow between the pipeline stages.
+
+ClipSpec (what to dub) -> ClipPlan (clip-level decisions: timing, the speaker's face track) ->
+ClipShard (a segment of whole 16-frame windows: aligned crops, audio tokens, generated crops) ->
+RenderedSegment (an encoded piece of the output) -> ClipResult (the deliverable and its figures).
+A shard is what the batch and online runners move between workers, so it carries only its own
+frames' data; memory per worker is bounded by the segment length, never by the video's.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from fractions import Fraction
+from typing import Literal
+
+import numpy as np
+
+from lsray.audio.mel import WaveSlice
+from lsray.pipeline.options import DubOptions
+from lsray.pipeline.timeline import Timeline
+
+#: Frames the UNet denoises together (LatentSync's window).
+WINDOW_FRAMES = 16
+
+ClipStatus = Literal["done", "no_face", "error", "skipped"]
+
+
+@dataclass
+class ClipSpec:
+    """One (video, dubbed audio) pair to dub, with local paths (runners localise URIs first)."""
+
+    clip_id: str
+    video: str
+    audio: str
+    output: str
+    options: DubOptions = field(default_factory=DubOptions)
+    voice_reference: str | None = None
+    face_sidecar: str | None = None
+
+
+@dataclass
+class ClipPlan:
+    """Clip-level facts decided once by the prepare stage and carried (small) by every shard.
+
+    ``points`` holds the chosen speaker's smoothed alignment points per SOURCE frame,
+    (source_frames, 3, 2) float32 with NaN where the face is absent: ~24 bytes a frame.
+    """
+
+    spec: ClipSpec
+    fps: Fraction
+    width: int
+    height: int
+    timeline: Timeline
+    points: np.ndarray
+    resolution: int
+    track: str  # the audio muxed into the output (the dub, or its voice-converted version)
+    work_dir: str
+    warnings: list[str] = field(default_factory=list)
+    faces_found: int = 0
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def clip_id(self) -> str:
+        return self.spec.clip_id
+
+    def shard_bounds(self) -> list[tuple[int, int]]:
+        """Output-frame ranges of the shards: whole windows, ~``segment_seconds`` each."""
+        per = max(1, round(self.spec.options.segment_seconds * float(self.fps) / WINDOW_FRAMES)) * WINDOW_FRAMES
+        n = self.timeline.output_frames
+        return [(a, min(n, a + per)) for a in range(0, n, per)]
+
+
+@dataclass
+class ClipShard:
+    """Output frames ``[start, stop)`` of one clip on their way through audio -> sample -> render.
+
+    crops: (n, S, S, 3) uint8 aligned faces (zeros where ``has_face`` is False);
+    affines: (n, 2, 3) frame -> crop; mouth_weight: (n,) 1 = dubbed mouth, 0 = original mouth
+    (silence in the dub, or no face), ramped so switches never pop; wave: the 16 kHz samples the
+    audio stage reads; tokens: (n, 10 L, D) audio windows; generated: (n, S, S, 3) uint8.
+    """
+
+    plan: ClipPlan
+    index: int
+    count: int
+    start: int
+    stop: int
+    crops: np.ndarray
+    affines: np.ndarray
+    has_face: np.ndarray
+    mouth_weight: np.ndarray
+    wave: WaveSlice
+    mel_max: float
+    phoneme_stats: tuple[float, float] | None = None
+    tokens: np.ndarray | None = None
+    generated: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def frames(self) -> int:
+        return self.stop - self.start
+
+    @property
+    def times(self) -> np.ndarray:
+        """Output timestamps (s) of this shard's frames: the model sees each frame at its own time."""
+        return np.arange(self.start, self.stop, dtype=np.float64) / float(self.plan.fps)
+
+
+@dataclass
+class RenderedSegment:
+    """An encoded, video-only piece of the output (frames ``[start, stop)``)."""
+
+    clip_id: str
+    index: int
+    count: int
+    path: str
+    start: int
+    stop: int
+    no_face_frames: int
+    timings: dict[str, float] = field(default_factory=dict)
+
+
+@dataclass
+class ClipResult:
+    """What happened to one clip: the output, its figures, or the error that stopped it."""
+
+    clip_id: str
+    status: ClipStatus
+    output: str | None = None
+    frames: int = 0
+    no_face_frames: int = 0
+    fps: float | None = None
+    error: str | None = None
+    warnings: list[str] = field(default_factory=list)
+    timings: dict[str, float] = field(default_factory=dict)

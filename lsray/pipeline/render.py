@@ -1,0 +1,84 @@
+"""Stage 5, render: paste the generated mouths back into the full frames and encode a segment;
+then, per clip, join the segments in order and mux the dubbed track.
+
+Frames are re-decoded here rather than carried from prepare: a shard of full-resolution frames
+would be gigabytes, while its aligned crops are small. Only the chosen face's feathered mouth
+region changes; every other pixel is the source's.
+"""
+
+from __future__ import annotations
+
+import shutil
+import time
+from pathlib import Path
+
+import numpy as np
+
+from lsray.face import FaceBlender, regenerated_region
+from lsray.media import VideoWriter, assemble_video
+from lsray.pipeline.frames import source_frames
+from lsray.pipeline.records import ClipPlan, ClipResult, ClipShard, RenderedSegment
+
+
+class RenderStage:
+    """ClipShard -> RenderedSegment (a video-only H.264 file in the clip's work dir)."""
+
+    def __init__(self, mask: np.ndarray, preset: str = "medium") -> None:
+        self.mask = np.asarray(mask, np.float32)
+        self.preset = preset
+        self._blenders: dict[int, FaceBlender] = {}
+
+    def _blender(self, s: int) -> FaceBlender:
+        if s not in self._blenders:
+            import cv2
+
+            mask = self.mask if self.mask.shape[0] == s else cv2.resize(self.mask, (s, s), interpolation=cv2.INTER_LINEAR)
+            self._blenders[s] = FaceBlender(s, region=regenerated_region(mask))
+        return self._blenders[s]
+
+    def __call__(self, shard: ClipShard) -> RenderedSegment:
+        t0 = time.perf_counter()
+        plan = shard.plan
+        assert shard.generated is not None, "render needs the sample stage's output"
+        blender = self._blender(shard.crops.shape[1])
+        path = Path(plan.work_dir) / f"segment-{shard.index:05d}.mp4"
+        with VideoWriter(path, plan.fps, crf=plan.spec.options.crf, preset=self.preset) as writer:
+            for i, _, rgb in source_frames(plan, shard.start, shard.stop):
+                k = i - shard.start
+                w = float(shard.mouth_weight[k])
+                if w > 0:
+                    crop = shard.generated[k]
+                    if w < 1:  # fading between the original and the dubbed mouth
+                        crop = (w * crop.astype(np.float32) + (1 - w) * shard.crops[k]).round().astype(np.uint8)
+                    rgb = blender.paste(rgb, crop, shard.affines[k].astype(np.float64))
+                writer.write(rgb)
+        shard.timings["encode"] = shard.timings.get("encode", 0.0) + time.perf_counter() - t0
+        return RenderedSegment(
+            clip_id=plan.clip_id, index=shard.index, count=shard.count, path=str(path),
+            start=shard.start, stop=shard.stop, no_face_frames=int((~shard.has_face).sum()),
+            timings=dict(shard.timings),
+        )
+
+
+def assemble(plan: ClipPlan, segments: list[RenderedSegment]) -> ClipResult:
+    """Join a clip's segments (in order, all present) and mux its track into the final output."""
+    t0 = time.perf_counter()
+    segments = sorted(segments, key=lambda s: s.index)
+    expected = plan.shard_bounds()
+    if [(s.start, s.stop) for s in segments] != expected:
+        raise RuntimeError(f"clip {plan.clip_id}: segments {[s.index for s in segments]} do not cover its {len(expected)} shards")
+    try:
+        assemble_video([s.path for s in segments], plan.track, plan.spec.output, plan.timeline.output_seconds)
+    finally:
+        shutil.rmtree(plan.work_dir, ignore_errors=True)
+    timings: dict[str, float] = dict(plan.timings)
+    for seg in segments:
+        for key, value in seg.timings.items():
+            timings[key] = timings.get(key, 0.0) + value
+    timings["encode"] = timings.get("encode", 0.0) + time.perf_counter() - t0
+    no_face = sum(s.no_face_frames for s in segments)
+    return ClipResult(
+        clip_id=plan.clip_id, status="done" if plan.faces_found else "no_face", output=plan.spec.output,
+        frames=plan.timeline.output_frames, no_face_frames=no_face, fps=float(plan.fps),
+        warnings=list(plan.warnings), timings=timings,
+    )

@@ -1,0 +1,28 @@
+"""Per-clip outcomes of a batch run and the run report (Parquet rows + JSON summary). No Ray imports."""
+
+from lsray.report.record import CLIP_STATUSES, FAILED_STATUSES, ClipReport, ClipStatus
+from lsray.report.write import (
+    REPORT_JSON,
+    REPORT_PARQUET,
+    FailedClip,
+    ReportSummary,
+    report_table,
+    stage_column,
+    summarize,
+    write_report,
+)
+
+__all__ = [
+    "CLIP_STATUSES",
+    "FAILED_STATUSES",
+    "REPORT_JSON",
+    "REPORT_PARQUET",
+    "ClipReport",
+    "ClipStatus",
+    "FailedClip",
+    "ReportSummary",
+    "report_table",
+    "stage_column",
+    "summarize",
+    "write_report",
+]

@@ -1,0 +1,42 @@
+"""One clip's outcome in a batch run: :class:`ClipReport`."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field
+
+ClipStatus = Literal["done", "skipped", "error", "no_face", "invalid"]
+CLIP_STATUSES: tuple[str, ...] = ("done", "skipped", "error", "no_face", "invalid")
+FAILED_STATUSES: frozenset[str] = frozenset({"error", "invalid"})
+
+
+class ClipReport(BaseModel):
+    """What happened to one clip: status, output, frame counts, time per stage, retries.
+
+    ``no_face`` is an outcome, not a failure: the clip had no usable face and passed through.
+    ``clip_id`` may be None only for an invalid catalog row without a readable id; ``line``
+    then says where it is.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    clip_id: str | None
+    status: ClipStatus
+    error: str | None = None
+    output_uri: str | None = None
+    frames: int = Field(default=0, ge=0)
+    no_face_frames: int = Field(default=0, ge=0)
+    seconds: dict[str, float] = Field(default_factory=dict, description="stage name -> wall seconds")
+    retries: int = Field(default=0, ge=0)
+    speaker_similarity: float | None = None
+    fingerprint: str | None = None
+    started: datetime | None = None
+    finished: datetime | None = None
+    line: int | None = Field(default=None, description="catalog line, for invalid rows")
+
+    @classmethod
+    def for_invalid_row(cls, line: int, clip_id: str | None, reason: str) -> "ClipReport":
+        """The report entry of a catalog row that never ran (pass an InvalidRow's fields)."""
+        return cls(clip_id=clip_id, status="invalid", error=reason, line=line)
