@@ -1,8 +1,9 @@
 """Build tiny LatentSync-style checkpoint folders and lsray bundles for tests.
 
-The UNet and Whisper checkpoints are the parity fixtures (random weights, small configs), linked
-in place from ``../shared/fixtures/latentsync`` into a temporary folder, never copied into the
-repo; the VAE is a tiny random diffusers ``AutoencoderKL``.
+The UNet checkpoint and mask are the parity fixtures (random weights, small config), linked in
+place from ``../shared/fixtures/latentsync`` into a temporary folder, never copied into the repo;
+the Whisper checkpoint (384 wide, as the UNet's audio attention expects) and the VAE are random
+ones from :mod:`lsray.models.random`.
 """
 
 from __future__ import annotations
@@ -10,60 +11,7 @@ from __future__ import annotations
 import os
 from pathlib import Path
 
-
-def make_tiny_vae(path: Path, seed: int = 0) -> Path:
-    """A random 4-level AutoencoderKL saved with save_pretrained: 4 latent channels and /8
-    downsampling like the SD VAE, so latents of a 256 crop are 32 x 32 as in production."""
-    import torch
-    from diffusers import AutoencoderKL
-
-    torch.manual_seed(seed)
-    vae = AutoencoderKL(
-        block_out_channels=(8, 8, 16, 16),
-        layers_per_block=1,
-        norm_num_groups=8,
-        latent_channels=4,
-        down_block_types=("DownEncoderBlock2D",) * 4,
-        up_block_types=("UpDecoderBlock2D",) * 4,
-    )
-    vae.save_pretrained(str(path), safe_serialization=True)
-    return path
-
-
-def make_openai_whisper(path: Path, n_state: int = 384, n_layer: int = 1, n_head: int = 6, seed: int = 0) -> Path:
-    """A random Whisper encoder checkpoint in OpenAI's format (``{"dims", "model_state_dict"}``).
-
-    384 wide like the released tiny (so its tokens fit the parity UNet's 384-d audio attention)
-    but one block deep, to stay fast: 10 x 2 = 20 tokens per frame.
-    """
-    import torch
-
-    g = torch.Generator().manual_seed(seed)
-    dims = {"n_mels": 80, "n_audio_ctx": 1500, "n_audio_state": n_state, "n_audio_head": n_head, "n_audio_layer": n_layer,
-            "n_vocab": 51865, "n_text_ctx": 448, "n_text_state": n_state, "n_text_head": n_head, "n_text_layer": 1}
-
-    def rand(*shape: int) -> torch.Tensor:
-        return torch.randn(*shape, generator=g) * 0.05
-
-    sd = {
-        "encoder.conv1.weight": rand(n_state, 80, 3), "encoder.conv1.bias": rand(n_state),
-        "encoder.conv2.weight": rand(n_state, n_state, 3), "encoder.conv2.bias": rand(n_state),
-        "encoder.positional_embedding": rand(1500, n_state),
-        "encoder.ln_post.weight": torch.ones(n_state), "encoder.ln_post.bias": torch.zeros(n_state),
-    }
-    for i in range(n_layer):
-        p = f"encoder.blocks.{i}."
-        for name in ("query", "key", "value", "out"):
-            sd[p + f"attn.{name}.weight"] = rand(n_state, n_state)
-            if name != "key":
-                sd[p + f"attn.{name}.bias"] = rand(n_state)
-        for ln in ("attn_ln", "mlp_ln"):
-            sd[p + f"{ln}.weight"], sd[p + f"{ln}.bias"] = torch.ones(n_state), torch.zeros(n_state)
-        sd[p + "mlp.0.weight"], sd[p + "mlp.0.bias"] = rand(4 * n_state, n_state), rand(4 * n_state)
-        sd[p + "mlp.2.weight"], sd[p + "mlp.2.bias"] = rand(n_state, 4 * n_state), rand(n_state)
-    path.parent.mkdir(parents=True, exist_ok=True)
-    torch.save({"dims": dims, "model_state_dict": sd}, path)
-    return path
+from lsray.models.random import random_openai_whisper, random_vae
 
 
 def make_latentsync_src(
@@ -87,9 +35,9 @@ def make_latentsync_src(
     if config:
         os.symlink(small / "config.json", dst / "config.json")
     if whisper:
-        make_openai_whisper(dst / "whisper" / "tiny.pt")
+        random_openai_whisper(dst / "whisper" / "tiny.pt")
     if vae:
-        make_tiny_vae(dst / "vae")
+        random_vae(dst / "vae")
     if mask:
         os.symlink(parity_dir / "mask.png", dst / "mask.png")
     return dst

@@ -121,6 +121,33 @@ def _move_box(box: FaceBox, m: np.ndarray, shape: tuple[int, int]) -> FaceBox:
     return FaceBox(max(0.0, cx - hw), max(0.0, cy - hh), min(float(w), cx + hw), min(float(h), cy + hh), box.score)
 
 
+def _same_place(a: FaceBox, b: FaceBox) -> bool:
+    """Boxes of one person before and after a gap: overlapping, or centres within half a face."""
+    (ax, ay), (bx, by) = a.centre, b.centre
+    return a.iou(b) > 0.3 or np.hypot(ax - bx, ay - by) < 0.5 * max(a.width, b.width)
+
+
+def link_across_gaps(tracks: list[FaceTrack]) -> list[FaceTrack]:
+    """Join tracks of the same face separated by frames without it (a cut away, a hand, a turn).
+
+    A track that starts after another has ended, at the place that one was last seen, continues
+    it; so the speaker chosen for a clip keeps its face after every gap. Track ids are renumbered.
+    """
+    chains: list[FaceTrack] = []
+    for t in sorted(tracks, key=lambda t: t.first):
+        host = next(
+            (c for c in chains if c.last < t.first and _same_place(c.boxes[-1], t.boxes[0])), None
+        )
+        if host is None:
+            chains.append(t)
+            continue
+        for k, idx in enumerate(t.frame_indices):
+            host.append(idx, t.boxes[k], t.points[k], t.mouth_open[k])
+    for k, c in enumerate(chains):
+        c.track_id = k
+    return chains
+
+
 class FaceTracker:
     """Builds `FaceTrack`s from a stream of RGB frames.
 
@@ -196,7 +223,7 @@ class FaceTracker:
                 live = [lv for lv in live if self._flow(lv, prev_gray, gray)]
             else:
                 live = []
-            if i % self.keyframe_interval == 0:
+            if i % self.keyframe_interval == 0 or not live:  # search every frame while nothing is followed
                 live = self._link(live, self._observe(frame), tracks)
             for lv in live:
                 pts = align_points_from_subset(lv.subset.astype(np.float64))
@@ -205,7 +232,7 @@ class FaceTracker:
                 no_face.append(i)
             prev_gray = gray
         return TrackingResult(
-            tracks=[t for t in tracks if len(t)],
+            tracks=link_across_gaps([t for t in tracks if len(t)]),
             num_frames=n,
             no_face_frames=no_face,
             detector_calls=self.detector.calls - calls_before,

@@ -6,8 +6,6 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
-from lsray.face.speaker import parse_speaker_spec
-
 SyncMode = Literal["video", "cut_off", "bounce", "loop", "silence", "remap"]
 SYNC_MODES: tuple[str, ...] = ("video", "cut_off", "bounce", "loop", "silence", "remap")
 
@@ -32,4 +30,6 @@ class DubOptions(BaseModel):
     @field_validator("speaker")
     @classmethod
     def _speaker(cls, v: str) -> str:
+        from lsray.face.speaker import parse_speaker_spec  # (lazy: keeps `lsray --help` light)
+
         return str(parse_speaker_spec(v))  # one parser for the CLI, catalogs and the API

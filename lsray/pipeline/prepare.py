@@ -7,8 +7,10 @@ The second half of the stage, :class:`ShardStage`, fans a plan out into shards o
 
 from __future__ import annotations
 
+import os
 import tempfile
 import time
+import uuid
 from pathlib import Path
 
 import numpy as np
@@ -70,7 +72,8 @@ class PrepareStage:
         if track is not None and len(track):
             points[track.frame_indices] = smooth_points(track.points_array(), track.frame_indices, self.smoothing_radius)
         timeline = make_timeline(opts.sync_mode, video.fps, n_src, float(dub.duration or 0.0))
-        work_dir = tempfile.mkdtemp(prefix=f"lsray-{spec.clip_id}-", dir=self.work_root)
+        # Created by the first render; named now so every shard of the clip agrees on it.
+        work_dir = os.path.join(self.work_root or tempfile.gettempdir(), f"lsray-{spec.clip_id}-{uuid.uuid4().hex[:12]}")
         return ClipPlan(
             spec=spec, fps=video.fps, width=video.width, height=video.height, timeline=timeline,
             points=points, resolution=opts.resolution or self.resolution, track=spec.audio,

@@ -42,6 +42,7 @@ class RenderStage:
         assert shard.generated is not None, "render needs the sample stage's output"
         blender = self._blender(shard.crops.shape[1])
         path = Path(plan.work_dir) / f"segment-{shard.index:05d}.mp4"
+        path.parent.mkdir(parents=True, exist_ok=True)
         with VideoWriter(path, plan.fps, crf=plan.spec.options.crf, preset=self.preset) as writer:
             for i, _, rgb in source_frames(plan, shard.start, shard.stop):
                 k = i - shard.start

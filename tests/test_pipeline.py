@@ -1,0 +1,254 @@
+"""The clip pipeline end to end on a real face (the astronaut, found by mediapipe) with the tiny
+random bundle: timing and format of the outputs, what may and may not change, bad input."""
+
+from __future__ import annotations
+
+import subprocess
+import sys
+from fractions import Fraction
+from pathlib import Path
+
+import numpy as np
+import pytest
+
+from clips import make_clip, truncate_copy
+from talking import face_frame, write_blank_clip, write_dub, write_face_clip
+from lsray.media import count_frames, iter_frames, probe
+from lsray.pipeline.local import run_clip
+from lsray.pipeline.options import DubOptions
+from lsray.pipeline.records import ClipSpec
+from lsray.pipeline.timeline import make_timeline
+
+REPO = Path(__file__).resolve().parents[1]
+FAST = dict(steps=1, guidance=1.0)  # one UNet pass per window keeps the suite quick
+
+
+@pytest.fixture(scope="module")
+def stages(tiny_bundle):
+    from lsray.models import load_bundle
+    from lsray.pipeline.stages import build_stages
+
+    return build_stages(load_bundle(tiny_bundle, device="cpu"), encode_preset="ultrafast")
+
+
+def frames_of(path: Path) -> np.ndarray:
+    return np.stack([f.rgb for f in iter_frames(path)]).astype(np.float32)
+
+
+def reencoded(frames: np.ndarray, path: Path) -> np.ndarray:
+    """The frames after one more H.264 generation with the pipeline's settings: codec error alone."""
+    from lsray.media import write_video
+
+    return frames_of(write_video(path, (f.astype(np.uint8) for f in frames), 25, crf=18, preset="ultrafast"))
+
+
+def dub(stages, tmp_path: Path, video: Path, audio: Path, name: str = "out.mp4", **opts):
+    out = tmp_path / name
+    result = run_clip(stages, ClipSpec(name, str(video), str(audio), str(out), DubOptions(**{**FAST, **opts})))
+    return result, out
+
+
+def test_end_to_end_on_a_real_face(stages, tmp_path):
+    video = write_face_clip(tmp_path / "src.mp4", frames=32)
+    audio = write_dub(tmp_path / "dub.wav", 32 / 25, sample_rate=44100)
+    result, out = dub(stages, tmp_path, video, audio)
+    assert result.status == "done", result.error
+    assert result.no_face_frames == 0 and result.frames == 32
+    info = probe(out)
+    assert info.fps == 25 and (info.width, info.height) == (320, 240)
+    assert info.video_codec == "h264" and info.has_audio and info.audio_sample_rate == 44100
+    assert abs(info.duration - 32 / 25) <= 1 / 25 and count_frames(out) == 32
+    assert set(result.timings) >= {"face", "audio", "unet", "vae", "encode"}
+    # The mouth region really changed (random weights: anything but the source).
+    assert np.abs(frames_of(out) - frames_of(video)).max() > 40
+
+
+@pytest.mark.parametrize("fps", [Fraction(24), Fraction(30), Fraction(30000, 1001)])
+def test_source_frame_rate_is_kept(stages, tmp_path, fps):
+    video = write_face_clip(tmp_path / "src.mp4", fps=fps, frames=16)
+    audio = write_dub(tmp_path / "dub.wav", float(16 / fps), sample_rate=48000)
+    result, out = dub(stages, tmp_path, video, audio)
+    assert result.status == "done", result.error
+    info = probe(out)
+    assert info.fps == fps and count_frames(out) == 16
+    assert info.audio_sample_rate == 48000
+
+
+# (mode, dub seconds, expected output frames) for a 24-frame 25 fps video (0.96 s).
+SYNC_CASES = [
+    ("video", 1.5, 24), ("video", 0.6, 24),
+    ("cut_off", 1.5, 24), ("cut_off", 0.6, 15),
+    ("bounce", 1.5, 37), ("bounce", 0.6, 15),
+    ("loop", 1.5, 37), ("loop", 0.6, 15),
+    ("silence", 1.5, 38), ("silence", 0.6, 24),
+    ("remap", 1.5, 37), ("remap", 0.6, 15),
+]
+
+
+@pytest.mark.parametrize("mode, seconds, frames", SYNC_CASES)
+def test_sync_modes_set_the_output_length(stages, tmp_path, mode, seconds, frames):
+    video = write_blank_clip(tmp_path / "src.mp4", frames=24)  # no face: no UNet, timing only
+    audio = write_dub(tmp_path / "dub.wav", seconds)
+    result, out = dub(stages, tmp_path, video, audio, sync_mode=mode)
+    assert result.status == "no_face", result.error
+    assert result.frames == frames
+    assert abs(count_frames(out) - frames) <= 1
+    info = probe(out)
+    assert abs(info.duration - frames / 25) <= 1 / 25 + 0.03  # AAC frames round the container duration
+    if mode == "video" and seconds > 0.96:
+        assert any("longer than the video" in w for w in result.warnings)
+
+
+def test_timeline_maps_output_to_source_frames():
+    bounce = make_timeline("bounce", Fraction(25), 4, 10 / 25)
+    assert bounce.source_index(np.arange(10)).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]
+    loop = make_timeline("loop", Fraction(25), 4, 10 / 25)
+    assert loop.source_index(np.arange(10)).tolist() == [0, 1, 2, 3, 0, 1, 2, 3, 0, 1]
+    remap = make_timeline("remap", Fraction(25), 4, 8 / 25)
+    assert remap.source_index(np.arange(8)).tolist() == [0, 0, 1, 1, 2, 2, 3, 3]
+    silence = make_timeline("silence", Fraction(25), 4, 6 / 25)
+    assert silence.output_frames == 6 and silence.source_index(np.arange(6)).tolist() == [0, 1, 2, 3, 3, 3]
+
+
+def test_frames_without_a_face_pass_through(stages, tmp_path):
+    blank = set(range(8, 16))
+    video = write_face_clip(tmp_path / "src.mp4", frames=32, blank_frames=blank)
+    audio = write_dub(tmp_path / "dub.wav", 32 / 25)
+    result, out = dub(stages, tmp_path, video, audio)
+    assert result.status == "done" and result.no_face_frames == len(blank)
+    src, dst = frames_of(video), frames_of(out)
+    for i in sorted(blank):
+        mse = np.mean((src[i] - dst[i]) ** 2)
+        assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 40, i  # equal up to codec error
+
+
+def test_pixels_outside_the_feathered_mask_are_unchanged(stages, tmp_path):
+    import cv2
+
+    video = write_face_clip(tmp_path / "src.mp4", frames=16)
+    audio = write_dub(tmp_path / "dub.wav", 16 / 25)
+    result, out = dub(stages, tmp_path, video, audio)
+    assert result.status == "done"
+    spec = ClipSpec("probe", str(video), str(audio), str(tmp_path / "unused.mp4"), DubOptions(**FAST))
+    shard = next(stages.shard(stages.prepare(spec)))
+    src, dst = frames_of(video), frames_of(out)
+    # Codec error alone: the source re-encoded with the same settings and nothing changed.
+    again = reencoded(src, tmp_path / "again.mp4")
+    blender = stages.render._blender(shard.crops.shape[1])
+    for k in (0, 7, 15):
+        inside = blender.frame_alpha(shard.affines[k].astype(np.float64), src[k].shape) > 0
+        # H.264 codes 16x16 macroblocks: a change spills into the blocks it touches, no further.
+        near = cv2.dilate(inside.astype(np.uint8), np.ones((33, 33), np.uint8)) > 0
+        diff = np.abs(src[k] - dst[k]).max(axis=-1)
+        codec = np.abs(src[k] - again[k]).max(axis=-1)
+        assert inside.any() and (~near).any()
+        assert diff[~near].mean() <= 1.5 * codec[~near].mean() + 0.2, (k, diff[~near].mean(), codec[~near].mean())
+        assert diff[inside].mean() > 5 * codec[inside].mean() + 2  # the mouth did change
+
+
+def test_silence_in_the_dub_keeps_the_original_mouth(stages, tmp_path):
+    video = write_face_clip(tmp_path / "src.mp4", frames=48)
+    audio = write_dub(tmp_path / "dub.wav", 48 / 25, pause=(0.64, 1.92))  # frames 16..47 silent
+    result, out = dub(stages, tmp_path, video, audio)
+    assert result.status == "done"
+    src = frames_of(video)
+    change = np.abs(frames_of(out) - src).mean(axis=(1, 2, 3))
+    codec = np.abs(reencoded(src, tmp_path / "again.mp4") - src).mean(axis=(1, 2, 3))
+    assert np.all(change[24:] <= 1.3 * codec[24:] + 0.2)  # silent frames: the source mouth
+    assert change[:12].min() > 2 * change[24:].max()  # speaking frames: the dubbed mouth
+
+
+def test_shards_reassemble_without_a_seam(stages, tmp_path):
+    """However a clip is cut into shards, every window sees the same inputs and noise, so the
+    generated faces are identical: no seam can appear at a shard boundary."""
+    video = write_face_clip(tmp_path / "src.mp4", frames=48)
+    audio = write_dub(tmp_path / "dub.wav", 48 / 25)
+    generated = {}
+    for seconds in (10.0, 0.64):  # one shard, or three shards of one 16-frame window each
+        spec = ClipSpec("seam", str(video), str(audio), str(tmp_path / "o.mp4"), DubOptions(**FAST, segment_seconds=seconds))
+        shards = [stages.sample(stages.audio(s)) for s in stages.shard(stages.prepare(spec))]
+        assert len(shards) == (1 if seconds > 1 else 3)
+        generated[seconds] = np.concatenate([s.generated for s in shards])
+    assert np.array_equal(generated[10.0], generated[0.64])
+    assert generated[10.0].shape[0] == 48
+
+
+def test_no_face_anywhere_returns_the_original_with_the_dub(stages, tmp_path):
+    video = write_blank_clip(tmp_path / "src.mp4", frames=20)
+    audio = write_dub(tmp_path / "dub.wav", 20 / 25, sample_rate=22050)
+    result, out = dub(stages, tmp_path, video, audio)
+    assert result.status == "no_face" and result.no_face_frames == 20
+    src = frames_of(video)
+    assert np.abs(frames_of(out) - src).mean() <= 1.3 * np.abs(reencoded(src, tmp_path / "again.mp4") - src).mean() + 0.2
+    assert probe(out).audio_sample_rate == 22050
+
+
+def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
+    good_video = write_face_clip(tmp_path / "good.mp4", frames=16)
+    good_audio = write_dub(tmp_path / "good.wav", 0.64)
+    text = tmp_path / "notes.mp4"
+    text.write_text("this is not a video\n")
+    audio_only = make_clip(tmp_path / "audio_only.m4a", size=None) if False else write_dub(tmp_path / "voice.wav", 0.5)
+    silent = tmp_path / "empty.wav"
+    import soundfile as sf
+
+    sf.write(str(silent), np.zeros(0, np.float32), 16000)
+    truncated = truncate_copy(good_video, tmp_path / "truncated.mp4", 0.4)
+    tiny = make_clip(tmp_path / "tiny.mp4", size=(1, 1))
+    return {
+        "missing file": (tmp_path / "nope.mp4", good_audio, "nope.mp4"),
+        "not a video": (text, good_audio, "notes.mp4"),
+        "no video stream": (audio_only, good_audio, "voice.wav"),
+        "zero-length audio": (good_video, silent, "empty.wav"),
+        "truncated mp4": (truncated, good_audio, "truncated.mp4"),
+        "1x1 frames": (tiny, good_audio, "tiny.mp4"),
+    }
+
+
+def test_bad_inputs_give_clear_errors_and_no_output(stages, tmp_path):
+    for case, (video, audio, named) in _bad_inputs(tmp_path).items():
+        out = tmp_path / f"{case.replace(' ', '_')}.mp4"
+        result = run_clip(stages, ClipSpec(case, str(video), str(audio), str(out), DubOptions(**FAST)))
+        assert result.status == "error", case
+        assert named in result.error, (case, result.error)
+        assert not out.exists(), case
+    assert not [p for p in tmp_path.iterdir() if "partial" in p.name]
+
+
+def _lsray(*args: str) -> subprocess.CompletedProcess:
+    return subprocess.run([sys.executable, "-m", "lsray", *args], capture_output=True, text=True, cwd=REPO)
+
+
+@pytest.mark.slow
+def test_dub_one_cli_reports_and_exits(tiny_bundle, tmp_path):
+    video = write_face_clip(tmp_path / "src clip é.mp4", frames=16)  # spaces and non-ASCII
+    audio = write_dub(tmp_path / "dub ü.wav", 0.64)
+    out = tmp_path / "out put.mp4"
+    ok = _lsray("dub-one", str(video), str(audio), "-o", str(out), "--model", str(tiny_bundle), "--steps", "1", "--quiet")
+    assert ok.returncode == 0, ok.stderr
+    assert "done:" in ok.stdout and "unet" in ok.stdout and out.is_file()
+    missing = _lsray("dub-one", str(tmp_path / "gone.mp4"), str(audio), "-o", str(tmp_path / "x.mp4"),
+                     "--model", str(tiny_bundle), "--quiet")
+    assert missing.returncode == 2 and "gone.mp4" in missing.stderr and "Traceback" not in missing.stderr
+    assert not (tmp_path / "x.mp4").exists()
+    broken = tmp_path / "broken-bundle"
+    broken.mkdir()
+    (broken / "config.json").write_text("{not json")
+    bad = _lsray("dub-one", str(video), str(audio), "-o", str(tmp_path / "y.mp4"), "--model", str(broken), "--quiet")
+    assert bad.returncode == 2 and "config.json" in bad.stderr and not (tmp_path / "y.mp4").exists()
+
+
+@pytest.mark.slow
+def test_8k_frames_work_at_working_resolution_and_paste_back_at_full(stages, tmp_path):
+    from lsray.media import VideoWriter
+
+    size = (7680, 4320)
+    video = tmp_path / "8k.mp4"
+    with VideoWriter(video, 25, crf=23, preset="ultrafast") as writer:
+        for i in range(4):
+            writer.write(face_frame(i, size=size))
+    audio = write_dub(tmp_path / "dub.wav", 4 / 25)
+    result, out = dub(stages, tmp_path, video, audio)
+    assert result.status == "done", result.error
+    info = probe(out)
+    assert (info.width, info.height) == size and count_frames(out) == 4
