@@ -11,6 +11,7 @@ so every synthesis holds a module lock; the library is initialised once, lazily.
 from __future__ import annotations
 
 import ctypes
+import os
 import threading
 from dataclasses import dataclass, field
 
@@ -173,6 +174,15 @@ class _Espeak:
 
 _LOCK = threading.Lock()
 _ENGINE: _Espeak | None = None
+
+
+def _reset_lock_in_child() -> None:
+    """A fork taken while another thread synthesises would inherit a held lock: renew it."""
+    global _LOCK
+    _LOCK = threading.Lock()
+
+
+os.register_at_fork(after_in_child=_reset_lock_in_child)
 
 
 def _engine() -> _Espeak:

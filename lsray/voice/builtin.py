@@ -130,8 +130,9 @@ class WorldConverter:
     ``work_sr``: sources above this rate are converted at it (WORLD's cost grows with the FFT
     size, ~0.17 x real time at 48 kHz against ~0.05 at 16 kHz) and upsampled; the source's own
     band above ``work_sr / 2`` (fricative "air", little speaker identity) is added back so the
-    output keeps the full bandwidth. ``frame_period`` (ms) trades speed for time resolution: 5 ms is WORLD's default, 10 ms halves
-    the work and is still finer than a 25/30 fps video frame. ``formant_warp`` / ``equalize``
+    output keeps the full bandwidth. ``frame_period`` (ms) trades speed for time resolution:
+    5 ms is WORLD's default, 10 ms halves the work and is still finer than a 25/30 fps video
+    frame. ``formant_warp`` / ``equalize``
     switch the envelope mapping on or off (pitch-only conversion is ``False, False``).
     """
 
