@@ -36,7 +36,7 @@ class Command:
 COMMANDS: list[Command] = []
 
 #: Modules that register further commands when imported (must not import torch / ray at top level).
-COMMAND_MODULES: tuple[str, ...] = ()
+COMMAND_MODULES: tuple[str, ...] = ("lsray.pipeline.cli", "lsray.serve.cli", "lsray.batch.cli", "lsray.train.cli")
 
 
 def register(name: str, help: str, add_arguments: ArgDeclarer, run: Runner) -> None:

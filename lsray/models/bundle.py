@@ -18,7 +18,7 @@ table, so remote stores (``s3://``) plug in with :func:`register_resolver` witho
 from __future__ import annotations
 
 import json
-from dataclasses import dataclass
+from functools import cached_property
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Literal
 
@@ -200,16 +200,38 @@ def resolve_bundle(location: str | Path) -> Path:
 # --------------------------------------------------------------------------------------------
 # the loaded bundle
 # --------------------------------------------------------------------------------------------
-@dataclass
 class ModelBundle:
-    """Everything the dubbing pipeline needs, loaded and ready (modules in eval mode)."""
+    """Everything the dubbing pipeline needs; each model is loaded on first use (eval mode).
 
-    path: Path
-    config: BundleConfig
-    unet: "LipSyncUNet"
-    whisper: "WhisperEncoder"
-    mask: "np.ndarray"  # (S, S) float32, S = config.resolution; 1 = keep, 0 = regenerate
-    vae: "AutoencoderKL | None" = None
+    Lazy parts let a runner that gives each stage its own worker load only what that stage
+    uses (the face workers never hold the UNet); :func:`load_bundle` loads everything up front
+    unless asked not to, so a broken bundle fails at load time.
+    """
+
+    def __init__(self, path: Path, config: BundleConfig, device: "torch.device", with_vae: bool = True) -> None:
+        self.path, self.config, self.device, self.with_vae = path, config, device, with_vae
+
+    @cached_property
+    def unet(self) -> "LipSyncUNet":
+        return load_unet(self.path, self.config, self.device)
+
+    @cached_property
+    def whisper(self) -> "WhisperEncoder":
+        from lsray.audio.whisper import WhisperEncoder
+
+        return WhisperEncoder.from_pretrained(self.path / WHISPER_DIR, device=self.device)
+
+    @cached_property
+    def mask(self) -> "np.ndarray":
+        """(S, S) float32, S = config.resolution; 1 = keep, 0 = regenerate."""
+        from lsray.face.mask import load_inpaint_mask
+
+        return load_inpaint_mask(self.path / self.config.mask.file, self.config.resolution)
+
+    @cached_property
+    def vae(self) -> "AutoencoderKL | None":
+        vae_dir = self.path / VAE_DIR
+        return load_vae(vae_dir, self.device) if self.with_vae and vae_dir.is_dir() else None
 
     def require_vae(self) -> "AutoencoderKL":
         """The VAE, or MissingWeightError naming ``vae/`` when the bundle has none."""
@@ -249,7 +271,7 @@ def _vae_present(vae_dir: Path) -> bool:
     return (vae_dir / "config.json").is_file() and any(vae_dir.glob("diffusion_pytorch_model*.safetensors"))
 
 
-def _load_unet(path: Path, config: BundleConfig, device: "torch.device") -> "LipSyncUNet":
+def load_unet(path: Path, config: BundleConfig, device: "torch.device") -> "LipSyncUNet":
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
@@ -270,7 +292,7 @@ def _load_unet(path: Path, config: BundleConfig, device: "torch.device") -> "Lip
     return model.to(device).eval()
 
 
-def _load_vae(vae_dir: Path, device: "torch.device") -> "AutoencoderKL":
+def load_vae(vae_dir: Path, device: "torch.device") -> "AutoencoderKL":
     from diffusers import AutoencoderKL
 
     if not (vae_dir / "config.json").is_file():
@@ -286,26 +308,24 @@ def load_bundle(
     device: "torch.device | str | None" = None,
     *,
     load_vae: bool = True,
+    lazy: bool = False,
 ) -> ModelBundle:
-    """Load a bundle directory (or a URI a registered resolver understands) onto ``device``.
+    """Open a bundle directory (or a URI a registered resolver understands) onto ``device``.
 
-    ``load_vae=False`` skips the VAE (audio-only or latent-space callers); ``require_vae()`` then
-    raises. A bundle without ``vae/`` loads with ``vae=None`` either way.
+    The config is always read and validated now. Models load now too, unless ``lazy`` (then
+    each loads on first use). ``load_vae=False`` skips the VAE (audio-only or latent-space
+    callers; ``require_vae()`` then raises); a bundle without ``vae/`` has ``vae=None`` either way.
     """
     import torch
 
-    from lsray.audio.whisper import WhisperEncoder
     from lsray.device import default_device
-    from lsray.face.mask import load_inpaint_mask
 
     path = resolve_bundle(location)
     if not path.is_dir():
         raise MissingWeightError(path, "model bundle directory")
     dev = torch.device(device) if device is not None else default_device()
-    config = BundleConfig.read(path / CONFIG_FILE)
-    unet = _load_unet(path, config, dev)
-    whisper = WhisperEncoder.from_pretrained(path / WHISPER_DIR, device=dev)
-    mask = load_inpaint_mask(path / config.mask.file, config.resolution)
-    vae_dir = path / VAE_DIR
-    vae = _load_vae(vae_dir, dev) if load_vae and vae_dir.is_dir() else None
-    return ModelBundle(path=path, config=config, unet=unet, whisper=whisper, mask=mask, vae=vae)
+    bundle = ModelBundle(path, BundleConfig.read(path / CONFIG_FILE), dev, with_vae=load_vae)
+    if not lazy:
+        for part in ("unet", "whisper", "mask", "vae"):
+            getattr(bundle, part)
+    return bundle

@@ -1,0 +1,123 @@
+"""Per-stage resources of the batch job: configuration, not code.
+
+One :class:`StageConfig` per actor pool (and for the shard / assemble tasks): CPUs, GPUs,
+custom resources (e.g. ``{"accelerator": 1}`` to pin the UNet on labelled nodes), the pool's
+size, the batch size and the fault-tolerance knobs. A YAML file (``--config stages.yaml``)
+overrides the defaults, stage by stage::
+
+    sample:
+      num_gpus: 1
+      max_size: 8
+    render:
+      num_cpus: 2
+
+Why the defaults are what they are: prepare (face detection + mesh) and render (paste-back +
+H.264) are CPU-bound and cheap to replicate; audio (Whisper) is light; sample (VAE + UNet) is the
+expensive model, so on a GPU cluster it is the stage that asks for ``num_gpus`` and everything
+else is sized to keep it fed. Batches are one clip / one shard: a shard already holds whole
+16-frame windows, and small batches keep memory per worker bounded by the shard.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any
+
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from lsray.errors import LsrayError
+
+POOL_STAGES = ("prepare", "audio", "sample", "render")
+TASK_STAGES = ("shard", "assemble")
+
+
+class BatchConfigError(LsrayError):
+    """A stages config file that cannot be read or does not validate."""
+
+
+class StageConfig(BaseModel):
+    """Resources and pool shape of one stage."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    num_cpus: float = Field(1.0, ge=0)
+    num_gpus: float = Field(0.0, ge=0)
+    resources: dict[str, float] = Field(default_factory=dict, description="custom resources, e.g. {accelerator: 1}")
+    min_size: int = Field(1, ge=1, description="actor pool: actors kept alive")
+    max_size: int = Field(1, ge=1, description="actor pool: autoscaling ceiling")
+    batch_size: int = Field(1, ge=1, description="rows (clips or shards) per call")
+    max_restarts: int = Field(3, ge=-1, description="times Ray restarts a dead actor (-1: forever)")
+    max_task_retries: int = Field(3, ge=-1, description="times a call on a dead actor is retried (-1: forever)")
+    max_concurrency: int = Field(1, ge=1)
+
+    @model_validator(mode="after")
+    def _sizes(self) -> "StageConfig":
+        if self.max_size < self.min_size:
+            raise ValueError(f"max_size ({self.max_size}) < min_size ({self.min_size})")
+        return self
+
+    def remote_args(self) -> dict[str, Any]:
+        """The keyword arguments Ray takes for an actor / task of this stage."""
+        args: dict[str, Any] = {"num_cpus": self.num_cpus}
+        if self.num_gpus:
+            args["num_gpus"] = self.num_gpus
+        if self.resources:
+            args["resources"] = dict(self.resources)
+        return args
+
+
+def _default_cpus() -> float:
+    return 1.0
+
+
+class BatchConfig(BaseModel):
+    """The whole job's resource plan plus the local-cluster sizing used when no address is given."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    prepare: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=1, max_size=2))
+    audio: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=0.5))
+    sample: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=1))
+    render: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=0.5, max_size=2))
+    shard: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=0.5))
+    assemble: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=0.25))
+    #: Local cluster (no --address): CPUs (None: the machine's) and the object store cap.
+    local_num_cpus: int | None = Field(None, ge=1)
+    object_store_memory: int = Field(1 << 30, ge=78 * 1024 * 1024, description="bytes; capped for laptops")
+    #: Clips handed to the assemble tasks at once (bounds the driver's in-flight work).
+    max_inflight_assembles: int = Field(8, ge=1)
+    encode_preset: str = "veryfast"
+    #: Where segments wait between render and assemble ('' = <out>/_lsray_staging).
+    staging: str = ""
+
+    def stage(self, name: str) -> StageConfig:
+        return getattr(self, name)
+
+
+def load_batch_config(path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> BatchConfig:
+    """Defaults < the YAML/JSON file at ``path`` < ``overrides`` (both merged stage by stage)."""
+    import yaml
+    from pydantic import ValidationError
+
+    data: dict[str, Any] = {}
+    file_data: dict[str, Any] = {}
+    if path is not None:
+        try:
+            loaded = yaml.safe_load(Path(path).read_text(encoding="utf-8")) or {}
+        except (OSError, yaml.YAMLError) as exc:
+            raise BatchConfigError(f"cannot read stages config {path}: {exc}") from exc
+        if not isinstance(loaded, dict):
+            raise BatchConfigError(f"stages config {path} must be a mapping of stage -> settings")
+        file_data = loaded
+    data = BatchConfig().model_dump()  # a file's `sample: {num_gpus: 1}` keeps sample's other defaults
+    for layer in (file_data, overrides or {}):
+        for key, value in layer.items():
+            if isinstance(value, dict) and isinstance(data.get(key), dict) and key in (*POOL_STAGES, *TASK_STAGES):
+                data[key] = {**data[key], **value}
+            else:
+                data[key] = value
+    try:
+        return BatchConfig.model_validate(data)
+    except ValidationError as exc:
+        raise BatchConfigError(f"invalid stages config{' ' + str(path) if path else ''}: {exc}") from exc

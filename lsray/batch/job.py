@@ -1,0 +1,247 @@
+"""The batch job, top to bottom: catalog -> Ray Data stages -> reassembly -> report.
+
+::
+
+    catalog rows (driver: read + validate; invalid rows go straight to the report)
+      1. prepare   actor pool   row -> ClipPlan        face detection + mesh, fingerprint, skip if done
+      2. shard     actor pool   ClipPlan -> n shards   flat_map: the fan-out; aligned crops per shard
+      3. audio     actor pool   shard -> shard         Whisper tokens
+      4. sample    actor pool   shard -> shard         VAE + UNet (the GPU / accelerator stage)
+      5. render    actor pool   shard -> segment       paste-back + H.264, segment -> staging
+      6. assemble  Ray task     segments -> output     per clip once all its segments arrived:
+                                                       join, mux, publish output + done marker
+    report.parquet + report.json in OUT
+
+Resources, pool sizes and batch sizes come from :class:`lsray.batch.config.BatchConfig`.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import sys
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import Any
+
+from lsray.batch.config import BatchConfig
+from lsray.pipeline.options import DubOptions
+from lsray.storage import S3Config
+
+
+@dataclass
+class JobSpec:
+    catalog: str
+    out: str
+    model: str
+    address: str | None = None
+    config: BatchConfig = field(default_factory=BatchConfig)
+    template: str = "{clip_id}.mp4"
+    defaults: DubOptions = field(default_factory=DubOptions)
+    s3: S3Config | None = None
+    progress: bool = True
+    metrics_port: int | None = None
+    job_id: str | None = None
+
+
+@dataclass
+class JobOutcome:
+    summary: Any  # lsray.report.ReportSummary
+    reports: list  # list[ClipReport]
+    placement: dict[str, list[str]]  # stage -> node ids it ran on
+    stage_pids: dict[str, list[int]]
+    wall_seconds: float
+    metrics_text: str = ""
+
+    @property
+    def frames(self) -> int:
+        return sum(r.frames for r in self.reports if r.status in ("done", "no_face"))
+
+
+def model_id(bundle: str) -> str:
+    """The bundle's identity for fingerprints: its config and the identities of its weight files."""
+    from pathlib import Path
+
+    from lsray.models.bundle import resolve_bundle
+    from lsray.storage import identity
+
+    root = Path(resolve_bundle(bundle))
+    h = hashlib.sha256((root / "config.json").read_bytes())
+    for p in sorted(root.rglob("*.safetensors")):
+        st = identity(str(p))
+        h.update(f"{p.relative_to(root)}:{st.get('size')}".encode())
+    return f"{root.name}:{h.hexdigest()[:16]}"
+
+
+def _progress(spec: JobSpec, total: int):
+    from tqdm import tqdm
+
+    clips = tqdm(total=total, unit="clip", desc="clips ", disable=not spec.progress, file=sys.stderr, position=0)
+    frames = tqdm(total=0, unit="frame", desc="frames", disable=not spec.progress, file=sys.stderr, position=1)
+    return clips, frames
+
+
+def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
+    """The Ray Data plan of stages 1-5 (lazy; runs when iterated)."""
+    import ray
+    from ray.data import ActorPoolStrategy
+
+    from lsray.batch.actors import AudioWorker, PrepareWorker, RenderWorker, SampleWorker, ShardWorker
+
+    def pool(name: str) -> dict[str, Any]:
+        c = config.stage(name)
+        return dict(
+            compute=ActorPoolStrategy(min_size=c.min_size, max_size=c.max_size),
+            fn_constructor_kwargs={"ctx": ctx},
+            max_restarts=c.max_restarts, max_task_retries=c.max_task_retries,
+            **c.remote_args(),
+        )
+
+    def batch(name: str) -> dict[str, Any]:
+        return dict(batch_size=config.stage(name).batch_size, batch_format="numpy", zero_copy_batch=True)
+
+    ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 2000)))
+    ds = ds.map_batches(PrepareWorker, **batch("prepare"), **pool("prepare"))  # 1
+    ds = ds.flat_map(ShardWorker, **pool("shard"))  # 2: fan-out
+    ds = ds.map_batches(AudioWorker, **batch("audio"), **pool("audio"))  # 3
+    ds = ds.map_batches(SampleWorker, **batch("sample"), **pool("sample"))  # 4
+    ds = ds.map_batches(RenderWorker, **batch("render"), **pool("render"))  # 5
+    return ds
+
+
+def run_job(spec: JobSpec) -> JobOutcome:
+    """Dub a catalog; returns the outcome after the report is written (never raises for a clip)."""
+    from lsray.batch.actors import WorkerContext, assemble_clip
+    from lsray.batch.cluster import connect
+    from lsray.batch.ledger import create_ledger
+    from lsray.batch.metrics import DriverMetrics
+    from lsray.batch.records import ClipTicket, decode, encode
+    from lsray.batch.staging import delete_prefix
+    from lsray.catalog import read_catalog, validate_template
+    from lsray.report import ClipReport, write_report
+    from lsray.storage import default_s3_config, join, set_default_s3_config
+
+    t_start = time.perf_counter()
+    validate_template(spec.template)
+    if spec.s3 is not None:
+        set_default_s3_config(spec.s3)
+    s3 = spec.s3 or default_s3_config()
+    catalog = read_catalog(spec.catalog, spec.defaults)
+    started_here = connect(spec.address, spec.config)
+    import ray
+
+    job_id = spec.job_id or f"lsray-{uuid.uuid4().hex[:8]}"
+    metrics = DriverMetrics(job_id)
+    if spec.metrics_port is not None:
+        metrics.serve(spec.metrics_port)
+    ledger_name = f"{job_id}-ledger"
+    ledger = create_ledger(ledger_name)
+    staging = spec.config.staging or join(spec.out, "_lsray_staging")
+    ctx = WorkerContext(
+        bundle=spec.model, out_root=spec.out, staging_root=staging, template=spec.template,
+        model_id=model_id(spec.model), settings={"template": spec.template, "encode_preset": spec.config.encode_preset},
+        s3=s3, ledger=ledger_name, job_id=job_id, encode_preset=spec.config.encode_preset,
+    )
+    reports: dict[str, ClipReport] = {}
+    invalid = [ClipReport.for_invalid_row(r.line, r.clip_id, r.reason) for r in catalog.invalid]
+    for r in invalid:
+        metrics.clip("invalid", 0, {})
+    total = len(catalog.rows) + len(invalid)
+    clips_bar, frames_bar = _progress(spec, total)
+    clips_bar.update(len(invalid))
+    items = [
+        encode("row", r.clip_id, ClipTicket(clip_id=r.clip_id, row_json=r.model_dump_json(), line=r.line,
+                                            out_uri="", staging_uri=""))
+        for r in catalog.rows
+    ]
+    assemble = ray.remote(assemble_clip).options(
+        max_retries=max(spec.config.assemble.max_task_retries, 0), **spec.config.assemble.remote_args())
+    waiting: dict[str, dict[str, Any]] = {}  # clip -> segments arrived so far
+    inflight: dict[Any, str] = {}
+
+    def finish(row: dict[str, Any]) -> None:
+        _, _, (ticket, report) = decode(row)
+        if report.clip_id in reports:
+            return  # first word wins (e.g. an error from one shard, then another shard's)
+        reports[report.clip_id] = report
+        metrics.clip(report.status, report.frames, report.seconds)
+        clips_bar.update(1)
+        if report.status == "error" and report.clip_id in waiting:
+            waiting.pop(report.clip_id)
+
+    def collect(block: bool) -> None:
+        while inflight:
+            ready, _ = ray.wait(list(inflight), num_returns=1, timeout=None if block else 0)
+            if not ready:
+                return
+            inflight.pop(ready[0])
+            finish(ray.get(ready[0]))
+            if not block:
+                continue
+            return
+
+    if items:
+        from ray.data import DataContext
+
+        DataContext.get_current().enable_progress_bars = False
+        ds = build_dataset(items, ctx, spec.config)
+        for row in ds.iter_rows():
+            clip_id, kind, payload = decode(row)
+            if kind == "report":
+                finish(row)
+            elif kind == "segment" and clip_id not in reports:
+                ticket, plan, segment = payload
+                entry = waiting.setdefault(clip_id, {"ticket": ticket, "plan": plan, "segments": {}})
+                entry["segments"][segment.index] = segment
+                if len(entry["segments"]) == 1:
+                    frames_bar.total += plan.timeline.output_frames
+                frames_bar.update(segment.stop - segment.start)
+                if len(entry["segments"]) == segment.count:
+                    waiting.pop(clip_id)
+                    while len(inflight) >= spec.config.max_inflight_assembles:
+                        collect(block=True)
+                    ref = assemble.remote(ctx, ticket, plan, [entry["segments"][i] for i in sorted(entry["segments"])])
+                    inflight[ref] = clip_id
+            metrics.depth("clips", total - len(reports) - len(invalid))
+            metrics.depth("assembly", len(waiting) + len(inflight))
+            collect(block=False)
+        while inflight:
+            collect(block=True)
+    for clip_id, entry in waiting.items():  # cannot happen unless a stage dropped rows: say so
+        ticket = entry["ticket"]
+        reports[clip_id] = ClipReport(clip_id=clip_id, status="error", line=ticket.line,
+                                      error=f"only {len(entry['segments'])} segments arrived")
+    for r in catalog.rows:
+        if r.clip_id not in reports:
+            reports[r.clip_id] = ClipReport(clip_id=r.clip_id, status="error", line=r.line, error="lost by the job")
+    retries = ray.get(ledger.retries.remote())
+    placement = ray.get(ledger.placement.remote())
+    pids = ray.get(ledger.stage_pids.remote())
+    ordered = [reports[r.clip_id] for r in catalog.rows] + invalid
+    for report in ordered:
+        per_stage = retries.get(report.clip_id or "", {})
+        report.retries = sum(per_stage.values())
+        for stage, n in per_stage.items():
+            metrics.retry(stage, n)
+    clips_bar.close()
+    frames_bar.close()
+    delete_prefix(staging)
+    wall = time.perf_counter() - t_start
+    summary = write_report(spec.out, ordered, wall_seconds=wall)
+    text = metrics.text()
+    metrics.close()
+    ray.kill(ledger)
+    if started_here:
+        ray.shutdown()
+    return JobOutcome(summary=summary, reports=ordered, placement=placement, stage_pids=pids, wall_seconds=wall,
+                      metrics_text=text)
+
+
+def summary_line(outcome: JobOutcome) -> str:
+    s = outcome.summary
+    counts = ", ".join(f"{k} {v}" for k, v in s.counts.items() if v)
+    return (f"{s.clips} clips ({counts}); {s.frames} frames in {outcome.wall_seconds:.1f} s; "
+            f"{s.retries} retries")
+
+
+__all__ = ["JobOutcome", "JobSpec", "build_dataset", "model_id", "run_job", "summary_line"]

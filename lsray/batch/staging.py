@@ -1,0 +1,30 @@
+"""Removing segments from the staging folder once their clip is assembled (local or S3)."""
+
+from __future__ import annotations
+
+import contextlib
+import os
+
+from lsray.storage import S3Config, default_s3_config, is_s3_uri, list_prefix, parse_uri
+
+
+def delete_uris(uris: list[str], config: S3Config | None = None) -> None:
+    """Best-effort delete (a leftover segment is harmless: the next run overwrites it)."""
+    for uri in uris:
+        with contextlib.suppress(Exception):
+            if is_s3_uri(uri):
+                loc = parse_uri(uri)
+                (config or default_s3_config()).client().delete_object(Bucket=loc.bucket, Key=loc.key)
+            else:
+                path = parse_uri(uri).path
+                os.remove(path)
+                with contextlib.suppress(OSError):
+                    os.rmdir(os.path.dirname(path))  # the clip's folder, once empty
+
+
+def delete_prefix(uri: str, config: S3Config | None = None) -> None:
+    with contextlib.suppress(Exception):
+        delete_uris(list_prefix(uri, config), config)
+    if not is_s3_uri(uri):
+        with contextlib.suppress(OSError):
+            os.rmdir(parse_uri(uri).path)
