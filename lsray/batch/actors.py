@@ -142,9 +142,16 @@ class PrepareWorker(StageWorker):
                         voice_reference=row.voice_reference, face_sidecar=row.face_sidecar)
         local = self.inputs.spec(spec)
         plan = self.voice(self.prepare(local))
+        # Carry URIs, not this worker's paths: the next stages may run on other nodes. A
+        # voice-converted track is published to the clip's staging folder first.
+        if plan.track == local.audio:
+            track = spec.audio
+        else:
+            from lsray.storage import atomic_upload
+
+            track = join(ticket.staging_uri, "voice.wav")
+            atomic_upload(plan.track, track)
         shutil.rmtree(plan.work_dir, ignore_errors=True)  # later stages make their own
-        # Carry the URIs, not this worker's paths: the next stages may run on other nodes.
-        track = spec.audio if plan.track == local.audio else plan.track
         plan = dataclasses.replace(plan, spec=spec, track=track, work_dir="")
         ticket.frames = plan.timeline.output_frames
         yield encode("plan", row.clip_id, (ticket, plan))
@@ -282,6 +289,7 @@ def assemble_clip(ctx: WorkerContext, ticket: ClipTicket, plan: Any, segments: l
         row = report_row(ticket, result.status, output=ticket.out_uri)
         _, _, (_, report) = decode(row)
         report.no_face_frames = result.no_face_frames
+        report.speaker_similarity = result.speaker_similarity
         row = encode("report", ticket.clip_id, (ticket, report))
     except Exception as exc:  # noqa: BLE001
         row = report_row(ticket, "error", error=error_message("assemble", exc))

@@ -58,6 +58,9 @@ class ClipPlan:
     warnings: list[str] = field(default_factory=list)
     faces_found: int = 0
     timings: dict[str, float] = field(default_factory=dict)
+    # Resemblyzer cosine of the dub to the on-screen speaker, before / after voice conversion.
+    similarity_before: float | None = None
+    speaker_similarity: float | None = None
 
     @property
     def clip_id(self) -> str:
@@ -133,3 +136,5 @@ class ClipResult:
     error: str | None = None
     warnings: list[str] = field(default_factory=list)
     timings: dict[str, float] = field(default_factory=dict)
+    speaker_similarity: float | None = None
+    similarity_before: float | None = None

@@ -82,4 +82,5 @@ def assemble(plan: ClipPlan, segments: list[RenderedSegment]) -> ClipResult:
         clip_id=plan.clip_id, status="done" if plan.faces_found else "no_face", output=plan.spec.output,
         frames=plan.timeline.output_frames, no_face_frames=no_face, fps=float(plan.fps),
         warnings=list(plan.warnings), timings=timings,
+        speaker_similarity=plan.speaker_similarity, similarity_before=plan.similarity_before,
     )
