@@ -6,7 +6,7 @@ set -euo pipefail
 cd "$(dirname "$0")/.."
 PY="${PYTHON:-python3}"
 VENV="${LSRAY_VENV:-.venv}"
-EXTRAS="${LSRAY_EXTRAS:-dev}"
+EXTRAS="${LSRAY_EXTRAS:-dev,voice}"
 if [ ! -x "$VENV/bin/python" ]; then
     "$PY" -m venv "$VENV"
 fi
@@ -15,3 +15,6 @@ if ! "$VENV/bin/python" -c "import torch" 2>/dev/null; then
     "$VENV/bin/python" -m pip install --quiet "torch==${LSRAY_TORCH_VERSION:-2.13.0}"
 fi
 "$VENV/bin/python" -m pip install --quiet -e ".[${EXTRAS}]"
+case ",$EXTRAS," in
+    *,voice,*) "$VENV/bin/python" scripts/voice_extra.py ;;  # coqui-tts's torchaudio (see the script)
+esac
