@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import contextlib
 import os
-import secrets
 import tempfile
 from abc import ABC, abstractmethod
 from collections.abc import Iterator
@@ -21,6 +20,7 @@ from .multipart import DEFAULT_PART_SIZE, multipart_upload
 from .s3_config import S3Config, default_s3_config
 from .s3_errors import s3_errors
 from .uri import Location, parse_uri
+from lsray.media.atomic import atomic_output, partial_path, remove_quietly
 
 
 class Storage(ABC):
@@ -68,21 +68,6 @@ class Storage(ABC):
         """Write ``data`` atomically to ``uri``."""
         with self.atomic_writer(uri, metadata) as tmp:
             tmp.write_bytes(data)
-
-
-def partial_path(final_path: str | os.PathLike[str]) -> Path:
-    """The hidden temporary sibling ``dir/.name.<random>.partial.ext`` of ``final_path``.
-
-    Same convention as :mod:`lsray.media.atomic` (extension last so ffmpeg still picks the
-    format; random token so concurrent writers do not collide; dot hides it from globs).
-    """
-    final = Path(final_path)
-    return final.with_name(f".{final.stem}.{secrets.token_hex(4)}.partial{final.suffix}")
-
-
-def _remove_quietly(path: Path) -> None:
-    with contextlib.suppress(FileNotFoundError, IsADirectoryError, PermissionError):
-        os.remove(path)
 
 
 class LocalStorage(Storage):
@@ -154,14 +139,12 @@ class LocalStorage(Storage):
             final.parent.mkdir(parents=True, exist_ok=True)
         except OSError as e:
             raise StorageAccessError(uri, f"cannot create folder {final.parent}: {e.strerror or e}") from e
-        tmp = partial_path(final)
         try:
-            yield tmp
-            if not tmp.exists():
-                raise ObjectNotFoundError(uri, f"atomic_writer: nothing was written to {tmp}")
-            os.replace(tmp, final)
-        except BaseException:
-            _remove_quietly(tmp)
+            with atomic_output(final) as tmp:  # the one local atomic-write mechanism
+                yield tmp
+        except FileNotFoundError as e:
+            if not final.exists():
+                raise ObjectNotFoundError(uri, f"atomic_writer: nothing was written ({e})") from e
             raise
 
 
@@ -239,7 +222,7 @@ class S3Storage(Storage):
                 self.client.download_file(loc.bucket, loc.key, str(tmp))
             yield tmp
         finally:
-            _remove_quietly(tmp)
+            remove_quietly(tmp)
 
     @contextlib.contextmanager
     def atomic_writer(self, uri: str, metadata: dict[str, str] | None = None) -> Iterator[Path]:
@@ -252,7 +235,7 @@ class S3Storage(Storage):
                 raise ObjectNotFoundError(uri, f"atomic_writer: nothing was written to {tmp}")
             self.atomic_upload(tmp, uri, metadata)
         finally:
-            _remove_quietly(tmp)
+            remove_quietly(tmp)
             with contextlib.suppress(OSError):
                 tmpdir.rmdir()
 
