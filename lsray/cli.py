@@ -36,7 +36,8 @@ class Command:
 COMMANDS: list[Command] = []
 
 #: Modules that register further commands when imported (must not import torch / ray at top level).
-COMMAND_MODULES: tuple[str, ...] = ("lsray.pipeline.cli", "lsray.serve.cli", "lsray.batch.cli", "lsray.train.cli")
+COMMAND_MODULES: tuple[str, ...] = ("lsray.pipeline.cli", "lsray.serve.cli", "lsray.batch.cli", "lsray.train.cli",
+                                     "lsray.k8s.cli")
 
 
 def register(name: str, help: str, add_arguments: ArgDeclarer, run: Runner) -> None:

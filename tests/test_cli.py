@@ -38,9 +38,9 @@ def test_nested_commands_slot_in(monkeypatch, capsys):
 
     seen = {}
     monkeypatch.setattr(cli, "COMMANDS", list(COMMANDS))
-    cli.register("k8s render", "render manifests", lambda p: p.add_argument("--replicas", type=int),
+    cli.register("k8s example", "a nested command beside the real `k8s render`", lambda p: p.add_argument("--replicas", type=int),
                  lambda a: seen.setdefault("replicas", a.replicas) and 0)
-    assert cli.main(["k8s", "render", "--replicas", "3"]) == 0
+    assert cli.main(["k8s", "example", "--replicas", "3"]) == 0
     assert seen == {"replicas": 3}
 
 

@@ -197,6 +197,16 @@ def resolve_bundle(location: str | Path) -> Path:
     raise BundleError(f"{text}: no resolver for '{scheme}://' bundles (local directories only for now)")
 
 
+def _s3_resolver(uri: str) -> Path:
+    """``s3://`` bundles are synchronised into ``$LSRAY_BUNDLE_CACHE`` (lsray.storage.bundle_cache)."""
+    from lsray.storage.bundle_cache import resolve_s3_bundle
+
+    return resolve_s3_bundle(uri)
+
+
+register_resolver("s3", _s3_resolver)
+
+
 # --------------------------------------------------------------------------------------------
 # the loaded bundle
 # --------------------------------------------------------------------------------------------
