@@ -13,6 +13,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
+from typing import Iterator
 
 import numpy as np
 import torch
@@ -57,15 +58,60 @@ class SampleStage:
         z = self.vae.encode(pixels).latent_dist.mode()  # deterministic (upstream draws a sample)
         return (z - self.settings.shift_factor) * self.settings.scaling_factor
 
-    @torch.no_grad()
     def __call__(self, shard: ClipShard) -> ClipShard:
+        return self.sample_many([shard], max_windows=1)[0]  # one window alive: bounded memory
+
+    @torch.no_grad()
+    def sample_many(self, shards: list[ClipShard], max_windows: int = 8) -> list[ClipShard]:
+        """Sample several shards (of any clips); windows that share a sampler, step count,
+        guidance and size are denoised together, up to ``max_windows`` per UNet call.
+
+        Windows are prepared lazily and a group is denoised as soon as it is full, so at most
+        ``max_windows`` windows per group are in memory, whatever the shards' length. Each window
+        keeps its own seeded generator, so its result does not depend on what it was batched with.
+        """
+        for shard in shards:
+            shard.generated = shard.crops.copy()
+            shard.timings.setdefault("vae", 0.0)
+            shard.timings.setdefault("unet", 0.0)
+        pending: dict[tuple, list[_Window]] = {}
+        for shard in shards:
+            for window in self._windows(shard):
+                group = pending.setdefault(window.key, [])
+                group.append(window)
+                if len(group) == max_windows:
+                    self._denoise(pending.pop(window.key))
+        for group in pending.values():
+            self._denoise(group)
+        return shards
+
+    def _denoise(self, chunk: list["_Window"]) -> None:
+        """One UNet sampling loop over windows with the same key, then decode each."""
+        sampler, steps, guidance, _, _ = chunk[0].key
+        t0 = time.perf_counter()
+        noise = torch.cat([w.noise for w in chunk])  # B 4 F h w
+        cond = WindowConditioning(
+            mask=torch.cat([w.cond.mask for w in chunk]), masked=torch.cat([w.cond.masked for w in chunk]),
+            ref=torch.cat([w.cond.ref for w in chunk]), audio=torch.cat([w.cond.audio for w in chunk]),
+        )  # audio: (B F) N D, batch-major like the latents
+        gens = [w.generator for w in chunk]
+        latents = denoise_window(
+            self.unet, noise, cond, sampler=sampler, steps=steps, guidance=guidance,
+            scheduler_config=self.settings.scheduler_config, generator=gens if len(gens) > 1 else gens[0],
+        )
+        per = (time.perf_counter() - t0) / len(chunk)
+        for w, lat in zip(chunk, latents):
+            w.shard.timings["unet"] += per
+            self._finish(w, lat)
+
+    def _windows(self, shard: ClipShard) -> Iterator["_Window"]:
+        """VAE-encoded conditioning and seeded initial noise of each window of ``shard`` that
+        has a frame to change (f = WINDOW_FRAMES)."""
         opts = shard.plan.spec.options
         steps = opts.steps or self.settings.steps
         guidance = opts.guidance or self.settings.guidance
         n, s = shard.crops.shape[0], shard.crops.shape[1]
         mask = self._mask_for(s)  # (S, S)
-        generated = shard.crops.copy()
-        t_vae = t_unet = 0.0
         first_window = shard.start // WINDOW_FRAMES
         for w0 in range(0, n, WINDOW_FRAMES):
             idx = np.arange(w0, min(n, w0 + WINDOW_FRAMES))
@@ -84,23 +130,33 @@ class SampleStage:
                 ref=ref.permute(1, 0, 2, 3)[None],
                 audio=torch.from_numpy(shard.tokens[full]).to(self.device),  # f N D
             )
-            t1 = time.perf_counter()
             gen = torch.Generator().manual_seed(window_seed(opts.seed, shard.plan.clip_id, first_window + w0 // WINDOW_FRAMES))
             scheduler = make_scheduler(opts.sampler, self.settings.scheduler_config)
             noise = initial_noise(1, WINDOW_FRAMES, h, w, generator=gen, device=self.device) * scheduler.init_noise_sigma
-            latents = denoise_window(
-                self.unet, noise, cond, sampler=opts.sampler, steps=steps, guidance=guidance,
-                scheduler_config=self.settings.scheduler_config, generator=gen,
-            )
-            t2 = time.perf_counter()
-            z = latents[0].permute(1, 0, 2, 3) / self.settings.scaling_factor + self.settings.shift_factor  # f 4 h w
-            decoded = self.vae.decode(z).sample.clamp(-1, 1)  # f 3 S S
-            face = decoded * (1 - mask) + pixels * mask
-            out = ((face + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
-            generated[idx] = out[: len(idx)]
-            t_vae += (t1 - t0) + (time.perf_counter() - t2)
-            t_unet += t2 - t1
-        shard.generated = generated
-        shard.timings["vae"] = shard.timings.get("vae", 0.0) + t_vae
-        shard.timings["unet"] = shard.timings.get("unet", 0.0) + t_unet
-        return shard
+            shard.timings["vae"] += time.perf_counter() - t0
+            yield _Window(shard, idx, pixels, mask, cond, noise, gen, (opts.sampler, steps, guidance, h, w))
+
+    @torch.no_grad()
+    def _finish(self, w: "_Window", latents: torch.Tensor) -> None:
+        """Decode one window's latents (4, f, h, w) and keep the reference outside the mask."""
+        t0 = time.perf_counter()
+        z = latents.permute(1, 0, 2, 3) / self.settings.scaling_factor + self.settings.shift_factor  # f 4 h w
+        decoded = self.vae.decode(z).sample.clamp(-1, 1)  # f 3 S S
+        face = decoded * (1 - w.mask) + w.pixels * w.mask
+        out = ((face + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
+        w.shard.generated[w.idx] = out[: len(w.idx)]
+        w.shard.timings["vae"] += time.perf_counter() - t0
+
+
+@dataclass
+class _Window:
+    """One 16-frame window on its way through the UNet (see :meth:`SampleStage.sample_many`)."""
+
+    shard: ClipShard
+    idx: np.ndarray  # the shard's frames this window covers (a short last window is padded)
+    pixels: torch.Tensor  # f 3 S S in [-1, 1]
+    mask: torch.Tensor  # S S
+    cond: WindowConditioning
+    noise: torch.Tensor  # 1 4 f h w
+    generator: torch.Generator
+    key: tuple  # (sampler, steps, guidance, h, w): windows with equal keys batch together
