@@ -11,7 +11,7 @@ from pathlib import Path
 from typing import Any
 
 
-def random_vae(path: Path, seed: int = 0) -> Path:
+def random_vae(path: Path, seed: int = 0, channels: tuple[int, ...] = (8, 8, 16, 16)) -> Path:
     """A random 4-level AutoencoderKL saved with save_pretrained: 4 latent channels and /8
     downsampling like the SD VAE, so latents of a 256 crop are 32 x 32 as in production."""
     import torch
@@ -19,9 +19,9 @@ def random_vae(path: Path, seed: int = 0) -> Path:
 
     torch.manual_seed(seed)
     vae = AutoencoderKL(
-        block_out_channels=(8, 8, 16, 16),
+        block_out_channels=channels,
         layers_per_block=1,
-        norm_num_groups=8,
+        norm_num_groups=min(channels),
         latent_channels=4,
         down_block_types=("DownEncoderBlock2D",) * 4,
         up_block_types=("UpDecoderBlock2D",) * 4,

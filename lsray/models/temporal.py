@@ -14,7 +14,6 @@ from __future__ import annotations
 import math
 
 import torch
-import torch.nn.functional as F
 from diffusers.models.attention import FeedForward
 from diffusers.models.attention_processor import Attention
 from torch import nn
@@ -46,6 +45,21 @@ class PositionalEncoding(nn.Module):
         return x + self.pe[:, : x.shape[1]].to(x.dtype)
 
 
+def short_sequence_attention(
+    q: torch.Tensor, k: torch.Tensor, v: torch.Tensor, mask: torch.Tensor | None
+) -> torch.Tensor:
+    """softmax(q k^T / sqrt(d) [masked]) v for many short sequences: (n, heads, f, d).
+
+    Temporal attention runs over b*h*w sequences of a window's frames (16-64). For such short
+    sequences the explicit product is several times faster than the fused SDPA kernels on CPU
+    (they are tuned for long sequences) and needs only n*heads*f*f scores.
+    """
+    scores = torch.matmul(q, k.transpose(-1, -2)) * (q.shape[-1] ** -0.5)  # n heads fq fk
+    if mask is not None:
+        scores = scores.masked_fill(~mask, float("-inf"))
+    return torch.matmul(scores.softmax(dim=-1), v)
+
+
 class MaskedSDPAProcessor:
     """diffusers attention processor taking one (frames_q, frames_k) boolean mask for all rows.
 
@@ -67,7 +81,7 @@ class MaskedSDPAProcessor:
         k = attn.to_k(context)
         v = attn.to_v(context)
         q, k, v = (t.view(n, -1, attn.heads, t.shape[-1] // attn.heads).transpose(1, 2) for t in (q, k, v))
-        out = F.scaled_dot_product_attention(q, k, v, attn_mask=attention_mask)  # n heads fq d
+        out = short_sequence_attention(q, k, v, attention_mask)  # n heads fq d
         out = out.transpose(1, 2).reshape(n, fq, -1)
         out = attn.to_out[0](out)
         return attn.to_out[1](out)

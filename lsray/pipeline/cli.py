@@ -22,7 +22,7 @@ def add_dub_options(p: argparse.ArgumentParser) -> None:
                    help="what to do when video and audio lengths differ (default: keep the video's)")
     p.add_argument("--speaker", default="largest", help="largest | auto | X,Y@T (pixel X,Y in the frame at T s)")
     p.add_argument("--no-keep-silent-mouth", action="store_true", help="regenerate the mouth in silences too")
-    p.add_argument("--segment-seconds", type=float, default=20.0, help="shard length (memory is bounded by it)")
+    p.add_argument("--segment-seconds", type=float, default=10.0, help="shard length (memory is bounded by it)")
     p.add_argument("--crf", type=int, default=18, help="H.264 quality (lower = better)")
     p.add_argument("--seed", type=int, default=0)
 

@@ -23,7 +23,7 @@ class DubOptions(BaseModel):
     speaker: str = "largest"
     keep_silent_mouth: bool = True
     voice_conversion: bool = False
-    segment_seconds: float = Field(default=20.0, gt=0)
+    segment_seconds: float = Field(default=10.0, gt=0)
     crf: int = Field(default=18, ge=0, le=51)
     seed: int = 0
 
