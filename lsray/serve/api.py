@@ -1,0 +1,359 @@
+"""The FastAPI ingress: the only deployment that speaks HTTP.
+
+Every route but ``/healthz``, ``/docs`` and ``/openapi.json`` needs ``Authorization: Bearer
+<key>`` (401 otherwise); ``/metrics`` too unless ``public_metrics``. The open ones reveal no
+data: liveness probes and the API description. Status codes: 400 bad request / URI outside the
+storage roots / webhook off the allowlist, 401 no valid key, 404 unknown job or missing input
+object, 413 too large (body, frame size, duration, or too long for the synchronous route), 415
+not media, 422 invalid options or a clip the pipeline refused, 503 + Retry-After overloaded.
+"""
+
+
+import asyncio
+import json
+import shutil
+import tempfile
+import time
+import uuid
+from pathlib import Path
+from typing import Any
+
+from fastapi import FastAPI, HTTPException, Request
+from fastapi.responses import JSONResponse, Response
+from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from ray import serve
+
+from lsray.pipeline.options import DubOptions
+from lsray.serve.inputs import InputError, check_media, fetch_uri, parse_multipart, read_body
+from lsray.serve.jobs import Overloaded
+from lsray.serve.security import PolicyError, check_webhook, key_is_valid
+from lsray.serve.settings import ServeSettings
+
+# ------------------------------------------------------------------------------------------
+# request bodies (JSON forms; the multipart form of /v1/dub and /v1/jobs has the same fields)
+# ------------------------------------------------------------------------------------------
+class DubRequest(BaseModel):
+    """A clip named by storage URIs (under the configured storage roots)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    video: str = Field(description="source video URI (path, file:// or s3:// under a storage root)")
+    audio: str = Field(description="dubbed audio URI")
+    options: DubOptions = Field(default_factory=DubOptions)
+    webhook_url: str | None = Field(default=None, description="jobs only: POSTed the signed job record when it ends")
+
+
+class BatchRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    clips: list[DubRequest]
+
+
+class EstimateRequest(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    duration_s: float = Field(gt=0)
+    width: int = Field(gt=0)
+    height: int = Field(gt=0)
+    fps: float = Field(default=25.0, gt=0)
+    model: str | None = None
+    steps: int | None = Field(default=None, ge=1, le=100)
+    sampler: str = "ddim"
+    guidance: float | None = Field(default=None, ge=1.0, le=10.0)
+    resolution: int | None = None
+
+
+def _json_body(model: type[BaseModel]) -> dict:
+    """OpenAPI for a JSON body the handler validates itself (after the key check)."""
+    schema = model.model_json_schema()
+    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+
+
+_MEDIA_BODY = {
+    "requestBody": {
+        "required": True,
+        "content": {
+            "multipart/form-data": {"schema": {
+                "type": "object", "required": ["video", "audio"],
+                "properties": {
+                    "video": {"type": "string", "format": "binary"},
+                    "audio": {"type": "string", "format": "binary"},
+                    "options": {"type": "string", "description": "DubOptions as JSON"},
+                    "webhook_url": {"type": "string"},
+                }}},
+            "application/json": {"schema": DubRequest.model_json_schema()},
+        },
+    }
+}
+
+# ------------------------------------------------------------------------------------------
+# metrics (per ingress replica)
+# ------------------------------------------------------------------------------------------
+REGISTRY = CollectorRegistry()
+REQUESTS = Counter("lsray_http_requests_total", "HTTP requests by route and status", ["route", "code"], registry=REGISTRY)
+DUB_SECONDS = Histogram("lsray_dub_seconds", "wall time of synchronous dubs", registry=REGISTRY,
+                        buckets=(1, 2, 5, 10, 20, 30, 60, 120, 300, 600))
+INFLIGHT = Gauge("lsray_sync_dubs_inflight", "synchronous dubs running in this replica", registry=REGISTRY)
+REJECTED = Counter("lsray_overload_rejections_total", "requests answered 503 by admission control", ["route"], registry=REGISTRY)
+JOBS = Gauge("lsray_jobs", "jobs by status", ["status"], registry=REGISTRY)
+
+app = FastAPI(title="lsray", version="0.1.0",
+              description="Lip-sync dubbing: send a video and a dubbed track, get the video back with lips that follow it.")
+
+
+@app.middleware("http")
+async def _count(request: Request, call_next):
+    response = await call_next(request)
+    route = request.scope.get("route")
+    REQUESTS.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
+    return response
+
+
+@app.exception_handler(InputError)
+async def _input_error(request: Request, exc: InputError):
+    return JSONResponse({"detail": exc.message}, status_code=exc.status)
+
+
+def _suffix(name: str) -> str:
+    """A safe file extension from a client-given name (ffmpeg likes one; nothing else is kept)."""
+    ext = Path(name.replace("\\", "/")).suffix[1:9]
+    return "." + ext.lower() if ext.isalnum() else ""
+
+
+def _overloaded(route: str, retry_after: int, why: str) -> HTTPException:
+    REJECTED.labels(route).inc()
+    return HTTPException(503, detail=f"overloaded: {why}", headers={"Retry-After": str(retry_after)})
+
+
+@serve.deployment
+@serve.ingress(app)
+class Ingress:
+    def __init__(self, settings: dict, prepare, audio, sample, render, jobs) -> None:
+        from lsray.serve.dag import StageHandles
+        from lsray.serve.stages import _bundle_config
+
+        self.settings = ServeSettings(**settings)
+        self.keys = self.settings.resolved_api_keys()
+        self.handles = StageHandles(prepare, audio, sample, render)
+        self.jobs = jobs
+        self.inflight = 0
+        _, self.bundle_config = _bundle_config(self.settings.bundle)
+        base = Path(self.settings.work_root or tempfile.gettempdir()) / "lsray-serve" / "requests"
+        base.mkdir(parents=True, exist_ok=True)
+        self.request_root = base
+
+    # -- helpers -------------------------------------------------------------------------------
+    def _auth(self, request: Request) -> None:
+        """401 unless ``Authorization: Bearer <valid key>``. Every protected route calls this
+        first and reads its body only afterwards, so callers without a key learn nothing."""
+        if self.settings.auth == "disabled":
+            return
+        if not key_is_valid(request.headers.get("authorization"), self.keys):
+            raise HTTPException(401, detail="missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+
+    async def _json(self, request: Request, model: type[BaseModel]) -> Any:
+        body = await read_body(request, self.settings.limits.max_upload_bytes)
+        try:
+            return model.model_validate_json(body)
+        except ValidationError as exc:
+            err = exc.errors()[0]
+            raise InputError(422, f"invalid request: {err['msg']} at {list(err['loc'])}") from None
+
+    def _webhook(self, url: str | None) -> str | None:
+        if url is None:
+            return None
+        try:
+            return check_webhook(url, self.settings.webhooks.allowlist)
+        except PolicyError as exc:
+            raise InputError(400, str(exc)) from None
+
+    async def _clip_from(self, fields: DubRequest | None, files: dict | None, req_dir: Path) -> dict:
+        """Localise one clip's inputs into ``req_dir`` and check them; the job/dub item dict."""
+        lim = self.settings.limits
+        if files is not None:
+            for name in ("video", "audio"):
+                if name not in files or not files[name][1]:
+                    raise InputError(400, f"multipart field {name!r} (a file) is required")
+            try:
+                options = DubOptions(**json.loads(files["options"][1] or b"{}")) if "options" in files else DubOptions()
+            except (ValueError, TypeError) as exc:
+                raise InputError(422, f"invalid options: {exc}") from None
+            webhook = files["webhook_url"][1].decode() if "webhook_url" in files else None
+            inputs = {k: f"upload:{files[k][0] or k}" for k in ("video", "audio")}
+            paths = {}
+            for name in ("video", "audio"):
+                suffix = _suffix(files[name][0] or "")
+                paths[name] = req_dir / f"{name}{suffix}"
+                paths[name].write_bytes(files[name][1])
+        else:
+            options, webhook = fields.options, fields.webhook_url
+            inputs = {"video": fields.video, "audio": fields.audio}
+            paths = {}
+            for name in ("video", "audio"):
+                uri = inputs[name]
+                suffix = _suffix(uri)
+                paths[name] = await asyncio.to_thread(fetch_uri, uri, self.settings.storage_roots,
+                                                      req_dir / f"{name}{suffix}", lim.max_upload_bytes)
+        webhook = self._webhook(webhook)
+        video = await asyncio.to_thread(check_media, paths["video"], "video", lim)
+        await asyncio.to_thread(check_media, paths["audio"], "audio", lim)
+        res = options.resolution or self.bundle_config.resolution
+        steps = options.steps or self.bundle_config.sampler.num_inference_steps
+        guidance = options.guidance or self.bundle_config.sampler.guidance_scale
+        clip = {"frames": int(round(video.duration * (video.fps or 25))), "width": video.width, "height": video.height,
+                "resolution": res, "steps": steps, "cfg": options.sampler == "ddim" and guidance > 1.0}
+        return {"video": str(paths["video"]), "audio": str(paths["audio"]), "options": options.model_dump(),
+                "inputs": inputs, "webhook_url": webhook, "request_dir": str(req_dir), "duration": video.duration,
+                "clip": clip}
+
+    async def _read_clip(self, request: Request, req_dir: Path) -> dict:
+        body = await read_body(request, self.settings.limits.max_upload_bytes)
+        ctype = request.headers.get("content-type", "")
+        if ctype.startswith("multipart/form-data"):
+            files = await asyncio.to_thread(parse_multipart, ctype, body)
+            return await self._clip_from(None, files, req_dir)
+        if ctype.startswith("application/json"):
+            try:
+                fields = DubRequest.model_validate_json(body)
+            except ValidationError as exc:
+                raise InputError(422, f"invalid request: {exc.errors()[0]['msg']} at {exc.errors()[0]['loc']}") from None
+            return await self._clip_from(fields, None, req_dir)
+        raise InputError(415, "send multipart/form-data (video, audio files) or application/json (storage URIs)")
+
+    def _new_request_dir(self) -> Path:
+        d = self.request_root / uuid.uuid4().hex
+        d.mkdir(parents=True)
+        return d
+
+    # -- open routes ------------------------------------------------------------------------------
+    @app.get("/healthz", summary="liveness (no key needed)")
+    async def healthz(self) -> dict:
+        return {"status": "ok", "model": self.settings.model_name, "sync_dubs_inflight": self.inflight}
+
+    @app.get("/metrics", summary="Prometheus metrics of this ingress replica (+ job counts)")
+    async def metrics(self, request: Request) -> Response:
+        if not self.settings.public_metrics:
+            self._auth(request)
+        try:
+            for status, n in (await self.jobs.stats.remote()).items():
+                JOBS.labels(status).set(n)
+        except Exception:  # metrics must answer even when the jobs deployment does not
+            pass
+        return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
+
+    # -- dubbing ---------------------------------------------------------------------------------
+    @app.post("/v1/dub", summary="dub a short clip and return the MP4", openapi_extra=_MEDIA_BODY,
+              responses={200: {"content": {"video/mp4": {}}}})
+    async def dub(self, request: Request) -> Response:
+        from lsray.pipeline.records import ClipSpec
+        from lsray.serve.dag import dub_clip
+        from lsray.serve.stages import StageFailed
+
+        self._auth(request)
+        lim = self.settings.limits
+        if self.inflight >= lim.max_inflight_dubs:
+            raise _overloaded("/v1/dub", lim.retry_after_s, f"{self.inflight} dubs in flight")
+        self.inflight += 1
+        INFLIGHT.set(self.inflight)
+        req_dir = self._new_request_dir()
+        t0 = time.perf_counter()
+        try:
+            item = await self._read_clip(request, req_dir)
+            if item["duration"] > lim.sync_max_duration_s:
+                raise InputError(413, f"clip lasts {item['duration']:.1f} s; /v1/dub answers up to "
+                                      f"{lim.sync_max_duration_s:g} s: submit it to /v1/jobs")
+            spec = ClipSpec(req_dir.name, item["video"], item["audio"], str(req_dir / "output.mp4"),
+                            DubOptions(**item["options"]))
+            try:
+                result = await dub_clip(self.handles, spec, max_in_flight=lim.max_shards_in_flight)
+            except StageFailed as exc:
+                raise InputError(422, str(exc).splitlines()[-1]) from None
+            data = await asyncio.to_thread(Path(result.output).read_bytes)
+            self.jobs.observe.remote(result.timings, item["clip"])
+            DUB_SECONDS.observe(time.perf_counter() - t0)
+            return Response(data, media_type="video/mp4", headers={
+                "X-Lsray-Status": result.status, "X-Lsray-Frames": str(result.frames),
+                "X-Lsray-No-Face-Frames": str(result.no_face_frames),
+                "X-Lsray-Warnings": json.dumps(result.warnings)})
+        finally:
+            self.inflight -= 1
+            INFLIGHT.set(self.inflight)
+            shutil.rmtree(req_dir, ignore_errors=True)
+
+    async def _submit(self, items: list[dict]) -> list[dict]:
+        try:
+            return await self.jobs.submit.remote(items)
+        except Overloaded as exc:
+            raise _overloaded("/v1/jobs", self.settings.limits.retry_after_s, str(exc)) from None
+
+    @app.post("/v1/jobs", status_code=202, summary="queue a clip of any length (up to the limits); returns the job",
+              openapi_extra=_MEDIA_BODY)
+    async def submit_job(self, request: Request) -> dict:
+        self._auth(request)
+        req_dir = self._new_request_dir()
+        try:
+            item = await self._read_clip(request, req_dir)
+            return (await self._submit([item]))[0]
+        except BaseException:
+            shutil.rmtree(req_dir, ignore_errors=True)
+            raise
+
+    @app.post("/v1/jobs/batch", status_code=202, summary="queue several clips (storage URIs) at once; returns the jobs",
+              openapi_extra=_json_body(BatchRequest))
+    async def submit_batch(self, request: Request) -> dict:
+        self._auth(request)
+        batch = await self._json(request, BatchRequest)
+        if len(batch.clips) > self.settings.limits.max_batch_clips:
+            raise InputError(413, f"{len(batch.clips)} clips; the limit is {self.settings.limits.max_batch_clips} per call")
+        if not batch.clips:
+            raise InputError(400, "no clips")
+        dirs, items = [], []
+        try:
+            for clip in batch.clips:
+                dirs.append(self._new_request_dir())
+                items.append(await self._clip_from(clip, None, dirs[-1]))
+            records = await self._submit(items)
+        except BaseException:
+            for d in dirs:
+                shutil.rmtree(d, ignore_errors=True)
+            raise
+        return {"ids": [r["id"] for r in records], "jobs": records}
+
+    @app.get("/v1/jobs", summary="list jobs, newest first")
+    async def list_jobs(self, request: Request, offset: int = 0, limit: int = 50, status: str | None = None) -> dict:
+        self._auth(request)
+        if offset < 0 or not 1 <= limit <= 500:
+            raise InputError(400, "offset must be >= 0 and limit within 1..500")
+        return await self.jobs.list.remote(offset, limit, status)
+
+    @app.get("/v1/jobs/{job_id}", summary="a job's status, progress and result URI")
+    async def get_job(self, request: Request, job_id: str) -> dict:
+        self._auth(request)
+        rec = await self.jobs.get.remote(job_id)
+        if rec is None:
+            raise HTTPException(404, detail=f"no job {job_id}")
+        return rec
+
+    @app.delete("/v1/jobs/{job_id}", summary="cancel a job (a finished job is left as it is)")
+    async def cancel_job(self, request: Request, job_id: str) -> dict:
+        self._auth(request)
+        rec = await self.jobs.cancel.remote(job_id)
+        if rec is None:
+            raise HTTPException(404, detail=f"no job {job_id}")
+        return rec
+
+    @app.post("/v1/estimate", summary="predicted compute seconds for a clip, from measured throughput",
+              openapi_extra=_json_body(EstimateRequest))
+    async def estimate(self, request: Request) -> dict[str, Any]:
+        self._auth(request)
+        body = await self._json(request, EstimateRequest)
+        if body.model not in (None, self.settings.model_name):
+            raise HTTPException(404, detail=f"model {body.model!r} is not served here ({self.settings.model_name!r} is)")
+        cfg = self.bundle_config
+        guidance = body.guidance or cfg.sampler.guidance_scale
+        clip = {"frames": int(round(body.duration_s * body.fps)), "width": body.width, "height": body.height,
+                "resolution": body.resolution or cfg.resolution, "steps": body.steps or cfg.sampler.num_inference_steps,
+                "cfg": body.sampler == "ddim" and guidance > 1.0}
+        out = await self.jobs.estimate.remote(clip)
+        return {"model": self.settings.model_name, **clip, **out}

@@ -1,0 +1,63 @@
+"""The clip DAG over DeploymentHandles: prepare -> (audio -> sample -> render per shard) -> assemble.
+
+The same order as the in-process runner (``lsray.pipeline.local.run_clip``). Shards arrive as a
+stream from the prepare deployment; each one's audio -> sample -> render chain is issued at once
+(responses are passed handle to handle, so a shard's arrays go replica to replica, not through
+the caller), with at most ``max_in_flight`` shards of one clip between stages (memory bound).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import shutil
+from dataclasses import dataclass
+from typing import Any, Callable
+
+from lsray.pipeline.records import ClipResult, ClipSpec
+from lsray.serve.stages import StageFailed
+
+
+@dataclass
+class StageHandles:
+    prepare: Any  # DeploymentHandle -> PrepareDeployment
+    audio: Any
+    sample: Any
+    render: Any
+
+
+async def dub_clip(handles: StageHandles, spec: ClipSpec, *, max_in_flight: int = 4,
+                   progress: Callable[[int, int], None] | None = None) -> ClipResult:
+    """Dub one clip; raises :class:`StageFailed` for bad input, anything else is a bug."""
+    gate = asyncio.Semaphore(max_in_flight)
+    tasks: list[asyncio.Task] = []
+    plan = None
+    done = 0
+
+    async def chain(shard):
+        nonlocal done
+        try:
+            tokens = handles.audio.remote(shard)
+            sampled = handles.sample.remote(tokens)
+            segment = await handles.render.render.remote(sampled)
+            done += shard.frames
+            if progress:
+                progress(done, shard.plan.timeline.output_frames)
+            return segment
+        finally:
+            gate.release()
+
+    try:
+        async for shard in handles.prepare.options(stream=True).shards.remote(spec):
+            plan = plan or shard.plan
+            await gate.acquire()
+            tasks.append(asyncio.create_task(chain(shard)))
+        if plan is None:
+            raise StageFailed(f"{spec.video}: nothing to dub (no output frames)")
+        segments = await asyncio.gather(*tasks)
+        return await handles.render.assemble.remote(plan, list(segments))
+    except BaseException:
+        for task in tasks:
+            task.cancel()
+        if plan is not None:
+            shutil.rmtree(plan.work_dir, ignore_errors=True)
+        raise

@@ -1,0 +1,87 @@
+"""Who may call, which storage a request may name, where webhooks may go.
+
+* API keys: ``Authorization: Bearer <key>``, compared in constant time against every configured
+  key (``hmac.compare_digest``). No key configured and auth not disabled = every call refused
+  (fail closed).
+* Storage URIs: only under a configured root (a local folder or ``s3://bucket/prefix``);
+  http(s) is refused by the storage parser itself, ``..`` segments anywhere are refused, local
+  paths are compared after resolving symlinks.
+* Webhooks: the URL's exact origin (scheme, host, port) must be on the allowlist; redirects
+  are never followed when delivering.
+"""
+
+from __future__ import annotations
+
+import hmac
+import os
+from urllib.parse import urlsplit
+
+from lsray.storage import parse_uri
+from lsray.storage.errors import UnsupportedSchemeError
+
+
+class PolicyError(ValueError):
+    """A request names something it may not (becomes HTTP 400)."""
+
+
+def key_is_valid(authorization: str | None, keys: list[str]) -> bool:
+    if not authorization or not keys:
+        return False
+    scheme, _, token = authorization.partition(" ")
+    if scheme.lower() != "bearer" or not token:
+        return False
+    ok = False
+    for key in keys:  # no early exit: time does not tell which key (or whether any) matched
+        ok |= hmac.compare_digest(token.strip().encode(), key.encode())
+    return ok
+
+
+def _has_traversal(text: str) -> bool:
+    return any(part == ".." for part in text.replace("\\", "/").split("/"))
+
+
+def check_uri(uri: str, roots: list[str]) -> str:
+    """Return ``uri`` if it lies under one of ``roots``; raise :class:`PolicyError` otherwise."""
+    if not isinstance(uri, str) or not uri:
+        raise PolicyError("empty URI")
+    if _has_traversal(uri):
+        raise PolicyError(f"{uri}: '..' segments are not allowed")
+    try:
+        loc = parse_uri(uri)
+    except UnsupportedSchemeError as exc:
+        raise PolicyError(str(exc)) from None
+    for root in roots:
+        r = parse_uri(root)
+        if loc.is_s3 and r.is_s3:
+            prefix = r.key.rstrip("/")
+            if loc.bucket == r.bucket and (not prefix or loc.key == prefix or loc.key.startswith(prefix + "/")):
+                return uri
+        elif not loc.is_s3 and not r.is_s3:
+            if not os.path.isabs(loc.path):
+                continue
+            path, base = os.path.realpath(loc.path), os.path.realpath(r.path)
+            if os.path.commonpath([path, base]) == base:
+                return uri
+    raise PolicyError(f"{uri}: not under a configured storage root")
+
+
+def _origin(url: str) -> tuple[str, str, int]:
+    parts = urlsplit(url)
+    scheme = parts.scheme.lower()
+    if scheme not in ("http", "https") or not parts.hostname:
+        raise PolicyError(f"{url}: a webhook must be an http(s) URL")
+    port = parts.port or (443 if scheme == "https" else 80)
+    return scheme, parts.hostname.lower(), port
+
+
+def check_webhook(url: str, allowlist: list[str]) -> str:
+    """Return ``url`` if its origin is on the allowlist; raise :class:`PolicyError` otherwise."""
+    try:
+        origin = _origin(url)
+    except ValueError as exc:  # bad port and the like
+        raise PolicyError(f"{url}: {exc}") from None
+    if urlsplit(url).username or urlsplit(url).password:
+        raise PolicyError(f"{url}: credentials in webhook URLs are not allowed")
+    if origin not in {_origin(entry) for entry in allowlist}:
+        raise PolicyError(f"webhook host {origin[0]}://{origin[1]}:{origin[2]} is not on the allowlist")
+    return url

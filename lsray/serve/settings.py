@@ -1,0 +1,100 @@
+"""What an operator configures for the online service: the application's ``args``.
+
+One pydantic model, validated when the application is built (``serve run`` / ``lsray serve``
+fail at deploy time on a typo, ``extra="forbid"``). Secrets may come from the environment
+instead of the file: ``api_keys_env`` and ``webhooks.secret_env`` name the variables.
+"""
+
+from __future__ import annotations
+
+import os
+from typing import Literal
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
+
+
+class Limits(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    max_upload_bytes: int = Field(default=512 * 1024 * 1024, gt=0, description="request body cap (413)")
+    max_width: int = Field(default=4096, gt=0, description="long side of the frame, pixels (413)")
+    max_height: int = Field(default=2160, gt=0, description="short side of the frame, pixels (413)")
+    max_duration_s: float = Field(default=600.0, gt=0, description="video and audio duration (413)")
+    sync_max_duration_s: float = Field(default=30.0, gt=0, description="longest clip /v1/dub answers inline; longer: use /v1/jobs (413)")
+    max_batch_clips: int = Field(default=16, ge=1, description="clips per POST /v1/jobs/batch")
+    max_inflight_dubs: int = Field(default=4, ge=1, description="synchronous dubs one ingress replica runs at once; more -> 503")
+    max_pending_jobs: int = Field(default=64, ge=1, description="queued + running jobs; more -> 503")
+    max_running_jobs: int = Field(default=2, ge=1, description="jobs run at once by the jobs deployment")
+    max_shards_in_flight: int = Field(default=4, ge=1, description="shards of one clip between stages at once (memory bound)")
+    retry_after_s: int = Field(default=5, ge=1, description="Retry-After on 503")
+    max_jobs_kept: int = Field(default=10_000, ge=1, description="finished job records kept (oldest dropped first)")
+
+
+class Webhooks(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+    allowlist: list[str] = Field(default_factory=list, description="origins, scheme://host[:port]")
+    allow_http: bool = Field(default=False, description="permit http:// allowlist entries (tests, private networks)")
+    secret: str | None = Field(default=None, description="HMAC-SHA256 secret (prefer secret_env)")
+    secret_env: str = "LSRAY_WEBHOOK_SECRET"
+    max_attempts: int = Field(default=5, ge=1)
+    backoff_s: float = Field(default=1.0, gt=0, description="first retry delay; doubles each attempt")
+    timeout_s: float = Field(default=10.0, gt=0)
+
+    @model_validator(mode="after")
+    def _https_only(self) -> "Webhooks":
+        for entry in self.allowlist:
+            if entry.lower().startswith("http://") and not self.allow_http:
+                raise ValueError(f"webhook allowlist entry {entry!r} is http://: set webhooks.allow_http to permit it")
+            if not entry.lower().startswith(("http://", "https://")):
+                raise ValueError(f"webhook allowlist entry {entry!r} must be scheme://host[:port]")
+        return self
+
+    def resolved_secret(self) -> str | None:
+        return self.secret or os.environ.get(self.secret_env) or None
+
+
+class Throughput(BaseModel):
+    """Seconds of compute per unit, seeding /v1/estimate until real clips are measured (tiny bundle, 2 CPU)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    face_s_per_megapixel_frame: float = 0.5
+    audio_s_per_frame: float = 0.005
+    unet_s_per_window_step_256: float = 2.0
+    vae_s_per_frame_256: float = 0.02
+    encode_s_per_megapixel_frame: float = 0.05
+
+
+class ServeSettings(BaseModel):
+    """The ``args`` of the ``lsray`` Serve application."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    bundle: str = Field(description="model bundle directory (or a URI a registered resolver understands)")
+    model_name: str = "default"
+    work_root: str | None = Field(default=None, description="scratch space shared by prepare/render replicas (one node: /tmp)")
+    output_root: str = Field(default="/tmp/lsray-serve/outputs", description="where job results go (path or s3://)")
+    storage_roots: list[str] = Field(default_factory=list, description="the only places request URIs may point to")
+    auth: Literal["api_key", "disabled"] = "api_key"
+    api_keys: list[str] = Field(default_factory=list)
+    api_keys_env: str = "LSRAY_API_KEYS"
+    public_metrics: bool = Field(default=False, description="serve /metrics without a key")
+    encode_preset: str = "veryfast"
+    torch_threads: int = Field(default=2, ge=1)
+    limits: Limits = Field(default_factory=Limits)
+    webhooks: Webhooks = Field(default_factory=Webhooks)
+    throughput: Throughput = Field(default_factory=Throughput)
+
+    @field_validator("storage_roots")
+    @classmethod
+    def _roots(cls, v: list[str]) -> list[str]:
+        for root in v:
+            if root.lower().startswith(("http://", "https://")):
+                raise ValueError(f"storage root {root!r}: http(s) is never a storage root")
+        return v
+
+    def resolved_api_keys(self) -> list[str]:
+        keys = list(self.api_keys)
+        keys += [k.strip() for k in os.environ.get(self.api_keys_env, "").split(",") if k.strip()]
+        return keys
