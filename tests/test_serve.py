@@ -224,6 +224,30 @@ def test_open_routes(service) -> None:
     assert "multipart/form-data" in paths["/v1/dub"]["post"]["requestBody"]["content"]
 
 
+def test_ray_and_serve_listen_on_loopback_only(service) -> None:
+    """Every listening socket of the Ray processes (GCS, raylet, workers, Serve replicas and
+    proxy, dashboard) is on 127.0.0.1, including Serve's per-replica gRPC servers."""
+    import ipaddress
+
+    import psutil
+
+    def loopback(host: str) -> bool:
+        ip = ipaddress.ip_address(host)
+        return (getattr(ip, "ipv4_mapped", None) or ip).is_loopback
+
+    wide = []
+    for conn in psutil.net_connections(kind="tcp"):
+        if conn.status != psutil.CONN_LISTEN or conn.pid is None:
+            continue
+        try:
+            cmd = " ".join(psutil.Process(conn.pid).cmdline())
+        except psutil.Error:
+            continue
+        if "ray" in cmd and not loopback(conn.laddr.ip):
+            wide.append((conn.laddr, cmd[:80]))
+    assert not wide, wide
+
+
 def test_dub_multipart_returns_mp4(service, media, tmp_path) -> None:
     from lsray.media import count_frames, probe_video
 

@@ -27,8 +27,10 @@ from ray import serve
 from lsray.pipeline.options import DubOptions
 from lsray.serve.inputs import InputError, check_media, fetch_uri, parse_multipart, read_body
 from lsray.serve.jobs import Overloaded
+from lsray.serve.loopback import keep_replica_grpc_on_loopback
 from lsray.serve.security import PolicyError, check_webhook, key_is_valid
 from lsray.serve.settings import ServeSettings
+
 
 # ------------------------------------------------------------------------------------------
 # request bodies (JSON forms; the multipart form of /v1/dub and /v1/jobs has the same fields)
@@ -130,6 +132,7 @@ def _overloaded(route: str, retry_after: int, why: str) -> HTTPException:
 @serve.ingress(app)
 class Ingress:
     def __init__(self, settings: dict, prepare, audio, sample, render, jobs) -> None:
+        keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         from lsray.serve.dag import StageHandles
         from lsray.serve.stages import _bundle_config
 

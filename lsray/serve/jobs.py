@@ -25,7 +25,9 @@ from typing import Any, Literal
 from pydantic import BaseModel, Field
 from ray import serve
 
+from lsray.serve.loopback import keep_replica_grpc_on_loopback
 from lsray.serve.settings import ServeSettings, Throughput
+
 
 JobStatus = Literal["queued", "running", "done", "failed", "cancelled"]
 TERMINAL = ("done", "failed", "cancelled")
@@ -99,6 +101,7 @@ class ThroughputModel:
 @serve.deployment
 class JobManager:
     def __init__(self, settings: dict, prepare, audio, sample, render) -> None:
+        keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         from lsray.serve.dag import StageHandles
 
         self.settings = ServeSettings(**settings)

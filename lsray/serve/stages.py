@@ -29,7 +29,9 @@ from ray import serve
 
 from lsray.errors import LsrayError
 from lsray.pipeline.stages import build_stage
+from lsray.serve.loopback import keep_replica_grpc_on_loopback
 from lsray.serve.settings import ServeSettings
+
 
 
 class StageFailed(LsrayError):
@@ -55,6 +57,7 @@ def _bundle_config(location: str):
 @serve.deployment
 class PrepareDeployment:
     def __init__(self, settings: dict) -> None:
+        keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         s = _setup(settings)
         self.prepare = build_stage("prepare", s.bundle, work_root=s.work_root)
         self.voice = build_stage("voice", s.bundle)
@@ -78,6 +81,7 @@ class PrepareDeployment:
 @serve.deployment
 class AudioDeployment:
     def __init__(self, settings: dict) -> None:
+        keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         self.stage = build_stage("audio", _setup(settings).bundle)
 
     def __call__(self, shard):
@@ -92,6 +96,7 @@ class SampleDeployment:
     """``user_config``: ``{"max_batch_size": N, "batch_wait_timeout_s": T}``; N = 1 turns batching off."""
 
     def __init__(self, settings: dict) -> None:
+        keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         self.stage = build_stage("sample", _setup(settings).bundle)
         self.batches: list[int] = []  # sizes of the last batches run (observability, benchmark)
 
@@ -131,6 +136,7 @@ class SampleDeployment:
 @serve.deployment
 class RenderDeployment:
     def __init__(self, settings: dict) -> None:
+        keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         s = _setup(settings)
         self.stage = build_stage("render", s.bundle, encode_preset=s.encode_preset)
 
