@@ -1,0 +1,138 @@
+"""Job configs (pydantic), read from ``jobs/configs/*.yaml``: what to train, on what, with which Ray resources.
+
+Resource requests are configuration (DESIGN.md): ``ray.num_workers`` / ``ray.use_gpu`` /
+``ray.cpus_per_worker`` go straight into ``ScalingConfig``.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import Any, Literal
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from lsray.errors import LsrayError
+from lsray.models.discriminator import DiscriminatorConfig
+from lsray.models.syncnet import SyncNetConfig
+
+#: Upstream stage 2 trains the temporal and attention layers; lsray adds its new branches.
+DEFAULT_TRAINABLE = ("motion_modules.", "attentions.", ".anchor.", "time_embedding.cond_proj")
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class RaySettings(_Strict):
+    num_workers: int = Field(1, ge=1)
+    use_gpu: bool = False
+    cpus_per_worker: float = 1.0
+    storage_path: str = "~/lsray-runs"  # local path or s3:// (checkpoints)
+    name: str | None = None
+    checkpoint_every: int = Field(500, ge=1)  # steps
+    keep_checkpoints: int = Field(2, ge=1)
+    max_failures: int = Field(3, ge=0)  # worker-group restarts, each resuming from the last checkpoint
+    mixed_precision: bool = True  # bf16 autocast, GPU only
+    gradient_checkpointing: bool = True  # GPU only
+
+
+class DataSettings(_Strict):
+    shards: str  # the OUT of `lsray prepare-training`
+    image_size: int = Field(256, ge=16)  # crops are resized to this (tests: 64)
+    seq_len: int = Field(16, ge=1)  # frames per training sequence
+    stride: int = Field(8, ge=1)
+    batch_size: int = Field(1, ge=1)  # per worker
+    cache_in_memory: bool = False  # keep each worker's shard in RAM (small datasets)
+    shared_noise: bool = True  # one noise frame repeated over the sequence, as at inference
+    seed: int = 0
+
+
+class Stage2Config(_Strict):
+    """Stage-2 fine-tune: LatentSync's objective + lip discriminator (2) + temporal losses (3)."""
+
+    job: Literal["stage2"] = "stage2"
+    bundle: str  # initial weights (UNet, Whisper, VAE, mask)
+    out: str  # bundle written at the end (no discriminator inside)
+    data: DataSettings
+    ray: RaySettings = Field(default_factory=RaySettings)
+    steps: int = Field(1000, ge=1)
+    lr: float = 1e-5
+    max_grad_norm: float = 1.0
+    trainable: tuple[str, ...] = DEFAULT_TRAINABLE
+    unet_overrides: dict[str, Any] = Field(
+        default_factory=lambda: {"temporal": {"band": 2, "anchor_stride": 8, "max_len": 64}}
+    )
+    # LatentSync stage-2 terms
+    noise_weight: float = 1.0
+    recon_weight: float = 1.0  # L1 between decoded x0 estimate and the frame
+    sync_weight: float = 0.05
+    syncnet: str | None = None  # SyncNet.save_pretrained directory; no sync loss without it
+    perceptual_weight: float = 0.1
+    perceptual_weights: str | None = None  # VGG16 weights file; no perceptual loss without it
+    # upgrade 2
+    discriminator: DiscriminatorConfig | None = Field(default_factory=DiscriminatorConfig)
+    adv_weight: float = 0.1
+    adv_warmup_steps: int = 1000
+    feature_matching_weight: float = 1.0
+    d_lr: float = 1e-4
+    # upgrade 3
+    smooth_weight: float = 0.1
+    anchor_weight: float = 0.1
+    anchor_window: int | None = 16  # frames of the windowed pass the anchor-consistency loss compares
+
+
+class DistillConfig(_Strict):
+    """Latent consistency distillation of the DDIM + guidance teacher (upgrade 4)."""
+
+    job: Literal["distill"] = "distill"
+    teacher: str  # bundle
+    out: str
+    data: DataSettings
+    ray: RaySettings = Field(default_factory=RaySettings)
+    steps: int = Field(1000, ge=1)
+    lr: float = 1e-5
+    max_grad_norm: float = 1.0
+    time_cond_proj_dim: int = 256
+    num_ddim_timesteps: int = 20  # solver grid: k = 1000 / 20 = 50, the teacher's own 20 DDIM steps
+    w_min: float = 1.0
+    w_max: float = 2.0
+    teacher_guidance: float = 1.5  # recorded in the bundle: what the student imitates by default
+    teacher_steps: int = 20
+    ema_decay: float = 0.95
+    huber_c: float = 0.001
+    student_steps: int = 4  # the output bundle's default
+    trainable: tuple[str, ...] = ("",)  # the whole UNet (prefix "" matches every parameter)
+
+
+class SyncNetTrainConfig(_Strict):
+    job: Literal["syncnet"] = "syncnet"
+    out: str  # SyncNet.save_pretrained directory
+    data: DataSettings
+    ray: RaySettings = Field(default_factory=RaySettings)
+    model: SyncNetConfig = Field(default_factory=SyncNetConfig)
+    init: str | None = None  # continue from a SyncNet directory
+    steps: int = Field(1000, ge=1)
+    lr: float = 1e-4
+    negative_shift: int = 5  # a negative's mel starts at least this many frames away
+    max_grad_norm: float = 1.0
+
+
+JobConfig = Stage2Config | DistillConfig | SyncNetTrainConfig
+_JOBS = {"stage2": Stage2Config, "distill": DistillConfig, "syncnet": SyncNetTrainConfig}
+
+
+def load_job_config(source: str | Path | dict[str, Any], **overrides: Any) -> JobConfig:
+    """A job config from a yaml file or dict; ``overrides`` replace top-level keys."""
+    if isinstance(source, dict):
+        data = dict(source)
+    else:
+        path = Path(source)
+        if not path.is_file():
+            raise LsrayError(f"{path}: job config not found")
+        data = yaml.safe_load(path.read_text()) or {}
+    data.update({k: v for k, v in overrides.items() if v is not None})
+    kind = data.get("job")
+    if kind not in _JOBS:
+        raise LsrayError(f"job config needs job: one of {sorted(_JOBS)}, got {kind!r}")
+    return _JOBS[kind].model_validate(data)

@@ -1,0 +1,126 @@
+"""From a batch of face sequences to what the UNet sees (shared by stage 2 and distillation).
+
+The frozen VAE encodes the frames, their masked copies and the reference frames exactly as the
+sample stage does at inference (:mod:`lsray.pipeline.sample`): latent mean, ``(z - shift) * scale``,
+the mask resized to the latent grid with nearest-neighbour.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+import numpy as np
+import torch
+import torch.nn.functional as F
+
+
+@dataclass
+class LatentBatch:
+    latents: torch.Tensor  # (B, 4, F, h, w) clean latents of the frames
+    side: torch.Tensor  # (B, 9, F, h, w) [mask (1), masked-frame latents (4), reference latents (4)]
+    mask_latent: torch.Tensor  # (B, 1, F, h, w) 1 = keep
+    audio: torch.Tensor  # (B*F, N, D)
+    frames: torch.Tensor  # (B, F, 3, S, S) in [-1, 1]
+    pixel_mask: torch.Tensor  # (S, S) 1 = keep
+
+    @property
+    def regenerated(self) -> torch.Tensor:
+        return 1.0 - self.mask_latent
+
+
+class LatentCodec:
+    """Frozen VAE encode / decode with the bundle's latent scaling."""
+
+    def __init__(self, vae, scaling_factor: float, shift_factor: float, mask: np.ndarray, image_size: int) -> None:
+        self.vae = vae.requires_grad_(False).eval()
+        self.scale, self.shift = scaling_factor, shift_factor
+        m = torch.from_numpy(np.asarray(mask, np.float32))[None, None]
+        self.mask = F.interpolate(m, size=(image_size, image_size), mode="bilinear")[0, 0]  # (S, S)
+
+    def to(self, device: torch.device) -> "LatentCodec":
+        self.vae.to(device)
+        self.mask = self.mask.to(device)
+        return self
+
+    @torch.no_grad()
+    def encode(self, images: torch.Tensor) -> torch.Tensor:
+        """(B, F, 3, S, S) in [-1, 1] -> (B, 4, F, h, w)."""
+        b, f = images.shape[:2]
+        z = self.vae.encode(images.flatten(0, 1)).latent_dist.mode()  # (b f) 4 h w
+        z = (z - self.shift) * self.scale
+        return z.view(b, f, *z.shape[1:]).transpose(1, 2)  # b 4 f h w
+
+    def decode(self, latents: torch.Tensor) -> torch.Tensor:
+        """(B, 4, F, h, w) -> (B, F, 3, S, S); differentiable (gradients reach the UNet)."""
+        b, _, f = latents.shape[:3]
+        z = latents.transpose(1, 2).flatten(0, 1) / self.scale + self.shift  # (b f) 4 h w
+        x = self.vae.decode(z).sample
+        return x.view(b, f, *x.shape[1:])
+
+    def prepare(self, batch: dict[str, torch.Tensor], device: torch.device) -> LatentBatch:
+        frames = batch["frames"].to(device)  # b f 3 S S
+        ref = batch["ref"].to(device)
+        latents = self.encode(frames)
+        masked = self.encode(frames * self.mask)
+        ref_lat = self.encode(ref)
+        b, _, f, h, w = latents.shape
+        m = F.interpolate(self.mask[None, None], size=(h, w))[:, :, None].expand(b, 1, f, h, w)
+        audio = batch["audio"].to(device)  # b f n d
+        return LatentBatch(
+            latents=latents, side=torch.cat([m, masked, ref_lat], dim=1), mask_latent=m,
+            audio=audio.reshape(b * f, *audio.shape[2:]), frames=frames, pixel_mask=self.mask,
+        )
+
+
+def sample_noise(latents: torch.Tensor, shared: bool, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training noise: one frame repeated over the sequence (``shared``, as at inference) or i.i.d."""
+    b, c, f, h, w = latents.shape
+    if shared:
+        n = torch.randn((b, c, 1, h, w), generator=generator).to(latents.device)
+        return n.expand(b, c, f, h, w).contiguous()
+    return torch.randn((b, c, f, h, w), generator=generator).to(latents.device)
+
+
+def predicted_x0(eps: torch.Tensor, noisy: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t), per clip timestep t (B,)."""
+    a = alphas_cumprod.to(noisy.device)[t].view(-1, 1, 1, 1, 1)
+    return (noisy - (1 - a).sqrt() * eps) / a.sqrt()
+
+
+def add_noise(x0: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    a = alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1, 1)
+    return a.sqrt() * x0 + (1 - a).sqrt() * noise
+
+
+def trainable_parameters(module: torch.nn.Module, patterns: tuple[str, ...]) -> list[torch.nn.Parameter]:
+    """Freeze every parameter whose name contains none of ``patterns``; returns the trainable ones."""
+    out = []
+    for name, p in module.named_parameters():
+        keep = any(pat in name for pat in patterns)
+        p.requires_grad_(keep)
+        if keep:
+            out.append(p)
+    if not out:
+        raise ValueError(f"no parameter matches the trainable patterns {patterns}")
+    return out
+
+
+def enable_gradient_checkpointing(unet: torch.nn.Module) -> torch.nn.Module:
+    """Recompute each UNet level's activations in backward (GPU memory for compute).
+
+    The levels' ``forward`` is wrapped per instance, so parameter names (and bundles) are unchanged.
+    """
+    from torch.utils.checkpoint import checkpoint
+
+    for block in [*unet.down_blocks, unet.mid_block, *unet.up_blocks]:
+        def fresh(*args, _f=block.forward, **kwargs):
+            # up levels pop their skip tensors from a list argument: give every (re)run its own copy
+            return _f(*(list(a) if isinstance(a, list) else a for a in args), **kwargs)
+
+        def forward(*args, _run=fresh, **kwargs):
+            if torch.is_grad_enabled():
+                return checkpoint(_run, *args, use_reentrant=False, **kwargs)
+            return _run(*args, **kwargs)
+
+        block.forward = forward
+    return unet

@@ -1,0 +1,223 @@
+"""Stage-2 fine-tune: LatentSync's objective plus the lip discriminator (2) and temporal losses (3).
+
+One training step, top to bottom (:meth:`Stage2Job.step`):
+ 1. encode frames / masked frames / reference frames with the frozen VAE -> latents (B, 4, F, h, w);
+ 2. noise them at a random timestep, predict the noise -> ``noise`` MSE (LatentSync);
+ 3. one-step x0 estimate, decoded by the VAE -> ``recon`` L1, ``sync`` (frozen SyncNet, BCE to
+    "in sync"), ``perceptual`` (only with VGG weights);
+ 4. upgrade 3: ``smooth`` = MSE of the x0 estimate's second temporal difference to the clean
+    latents' one (jitter is punished, real motion is not), ``anchor`` = anchor consistency: a
+    second pass over an anchor-aligned sub-window (its anchors are a subset of the sequence's)
+    must predict what the full-sequence pass predicts there (stop-gradient on the full pass), so
+    windows sampled separately agree with the whole;
+ 5. upgrade 2: mouth crops (96 x 96) of decoded vs real frames through the multi-scale PatchGAN:
+    generator hinge/LSGAN loss x ``adversarial_weight(step)`` (linear warm-up from 0) + feature
+    matching; then the discriminator's own step with its own optimizer.
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+import torch.nn.functional as F
+
+from lsray.models.discriminator import (
+    MultiScaleDiscriminator,
+    adversarial_weight,
+    discriminator_loss,
+    feature_matching_loss,
+    generator_adv_loss,
+)
+from lsray.models.losses import PerceptualLoss, mouth_box, mouth_crops, temporal_smoothness
+from lsray.train.config import Stage2Config
+from lsray.train.latents import (
+    LatentCodec,
+    add_noise,
+    enable_gradient_checkpointing,
+    predicted_x0,
+    sample_noise,
+    trainable_parameters,
+)
+
+
+def upgraded_unet(unet, overrides: dict[str, Any]):
+    """The bundle's UNet rebuilt with config ``overrides`` (e.g. the temporal upgrade); every
+    existing weight is copied, new branches keep their (zero) initialisation, positional tables
+    are regenerated at the new length (their first rows are the old ones)."""
+    from lsray.models.unet import LipSyncUNet
+
+    if not overrides:
+        return unet
+    data = unet.config.model_dump()
+    for key, value in overrides.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    new = LipSyncUNet(type(unet.config).model_validate(data))
+    target = new.state_dict()
+    state = {k: v for k, v in unet.state_dict().items() if k in target and not k.endswith("pos_encoder.pe")}
+    missing, unexpected = new.load_state_dict(state, strict=False)
+    bad = [k for k in missing if not (".anchor." in k or k.endswith("pos_encoder.pe") or "cond_proj" in k)]
+    if bad or unexpected:
+        raise ValueError(f"cannot carry weights over to the upgraded UNet: missing {bad[:5]}, unexpected {unexpected[:5]}")
+    return new
+
+
+class UNetPasses(torch.nn.Module):
+    """The UNet's full-sequence pass and (optionally) the anchor-window pass in ONE forward call,
+    so DistributedDataParallel sees each parameter used once per backward."""
+
+    def __init__(self, unet: torch.nn.Module) -> None:
+        super().__init__()
+        self.unet = unet
+
+    def forward(self, inp: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, a0: int = 0, window: int = 0):
+        eps = self.unet(inp, t, audio)  # b 4 f h w
+        if not window:
+            return eps, None
+        b, f = inp.shape[0], inp.shape[2]
+        audio_w = audio.view(b, f, *audio.shape[1:])[:, a0 : a0 + window].flatten(0, 1)
+        return eps, self.unet(inp[:, :, a0 : a0 + window], t, audio_w)
+
+
+def _ddp(module: torch.nn.Module, world: int) -> torch.nn.Module:
+    if world <= 1:
+        return module
+    return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
+
+
+class Stage2Job:
+    """Models, optimizers and the step of the stage-2 fine-tune on one worker."""
+
+    def __init__(self, cfg: Stage2Config, device: torch.device, world: int = 1) -> None:
+        from lsray.models import load_bundle
+        from lsray.models.syncnet import SyncNet
+
+        self.cfg, self.device = cfg, device
+        bundle = load_bundle(cfg.bundle, device="cpu")
+        self.bundle_config = bundle.config
+        self.unet = upgraded_unet(bundle.unet, cfg.unet_overrides).to(device).train()
+        params = trainable_parameters(self.unet, cfg.trainable)
+        if device.type == "cuda" and cfg.ray.gradient_checkpointing:
+            enable_gradient_checkpointing(self.unet)
+        self.model = _ddp(UNetPasses(self.unet), world)
+        self.opt = torch.optim.AdamW(params, lr=cfg.lr)
+        self.codec = LatentCodec(bundle.require_vae(), bundle.config.vae.scaling_factor, bundle.config.vae.shift_factor,
+                                 bundle.mask, cfg.data.image_size).to(device)
+        sched = bundle.make_scheduler("ddim")
+        self.alphas_cumprod = sched.alphas_cumprod.float()
+        self.num_timesteps = sched.config.num_train_timesteps
+        self.syncnet = SyncNet.from_pretrained(cfg.syncnet, device) if cfg.syncnet else None
+        self.perceptual = PerceptualLoss(cfg.perceptual_weights).to(device) if cfg.perceptual_weights else None
+        self.box = mouth_box(self.codec.mask.cpu().numpy())
+        self.disc = self.d_model = self.d_opt = None
+        if cfg.discriminator is not None:
+            self.disc = MultiScaleDiscriminator(cfg.discriminator).to(device).train()
+            self.d_model = _ddp(self.disc, world)
+            self.d_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
+
+    # -- checkpoint state (the discriminator is here, never in the bundle) --------------------
+    def state_dict(self) -> dict[str, Any]:
+        state = {"unet": self.unet.state_dict(), "opt": self.opt.state_dict()}
+        if self.disc is not None:
+            state["disc"], state["d_opt"] = self.disc.state_dict(), self.d_opt.state_dict()
+        return state
+
+    def load_state_dict(self, state: dict[str, Any]) -> None:
+        self.unet.load_state_dict(state["unet"])
+        self.opt.load_state_dict(state["opt"])
+        if self.disc is not None and "disc" in state:
+            self.disc.load_state_dict(state["disc"])
+            self.d_opt.load_state_dict(state["d_opt"])
+
+    def export(self, out: str) -> None:
+        from lsray.train.export import save_inference_bundle
+
+        config = self.bundle_config.model_copy(update={"unet": self.unet.config})
+        save_inference_bundle(out, self.unet, self.cfg.bundle, config)
+
+    # -- the step ----------------------------------------------------------------------------
+    def losses(self, batch: dict[str, torch.Tensor], step: int, noise: torch.Tensor | None = None,
+               t: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
+        """Every generator-side loss term and their weighted ``total`` (no optimizer step)."""
+        cfg = self.cfg
+        lb = self.codec.prepare(batch, self.device)
+        b, _, f = lb.latents.shape[:3]
+        if noise is None:
+            noise = sample_noise(lb.latents, cfg.data.shared_noise, generator)
+        if t is None:
+            t = torch.randint(0, self.num_timesteps, (b,), generator=generator)
+        t = t.to(self.device)
+        noisy = add_noise(lb.latents, noise, self.alphas_cumprod, t)
+        inp = torch.cat([noisy, lb.side], dim=1)  # b 13 f h w
+        stride = self.unet.config.temporal.anchor_stride
+        a0 = window = 0
+        if cfg.anchor_weight > 0 and cfg.anchor_window and stride and f > cfg.anchor_window:
+            n_starts = (f - cfg.anchor_window) // stride + 1
+            a0, window = stride * (step % n_starts), cfg.anchor_window  # anchor-aligned, cycling
+        eps, eps_w = self.model(inp, t, lb.audio, a0, window)  # b 4 f h w
+        out: dict[str, torch.Tensor] = {"noise": F.mse_loss(eps, noise)}
+        total = cfg.noise_weight * out["noise"]
+
+        x0 = predicted_x0(eps, noisy, self.alphas_cumprod, t)  # b 4 f h w
+        if cfg.smooth_weight > 0:
+            out["smooth"] = temporal_smoothness(x0, lb.latents, lb.regenerated)
+            total = total + cfg.smooth_weight * out["smooth"]
+        if eps_w is not None:
+            out["anchor"] = F.mse_loss(eps_w, eps[:, :, a0 : a0 + window].detach())
+            total = total + cfg.anchor_weight * out["anchor"]
+
+        need_pixels = cfg.recon_weight > 0 or self.syncnet or self.perceptual or self.disc is not None
+        if need_pixels:
+            decoded = self.codec.decode(x0)  # b f 3 S S
+            if cfg.recon_weight > 0:
+                out["recon"] = F.l1_loss(decoded, lb.frames)
+                total = total + cfg.recon_weight * out["recon"]
+            if self.syncnet is not None and cfg.sync_weight > 0:
+                n = self.syncnet.config.num_frames
+                prob = self.syncnet(decoded[:, :n], batch["mel"].to(self.device))
+                out["sync"] = F.binary_cross_entropy(prob, torch.ones_like(prob))
+                total = total + cfg.sync_weight * out["sync"]
+            if self.perceptual is not None and cfg.perceptual_weight > 0:
+                s = decoded.shape[-1]
+                out["perceptual"] = self.perceptual(decoded.flatten(0, 1)[:, :, s // 2 :], lb.frames.flatten(0, 1)[:, :, s // 2 :])
+                total = total + cfg.perceptual_weight * out["perceptual"]
+            if self.disc is not None:
+                size = self.disc.config.crop_size
+                fake = mouth_crops(decoded.flatten(0, 1), self.box, size)  # (b f) 3 96 96
+                real = mouth_crops(lb.frames.flatten(0, 1), self.box, size)
+                self.disc.requires_grad_(False)
+                d_fake, d_real = self.disc(fake), self.disc(real)  # not the DDP wrapper: D gets no grads here
+                self.disc.requires_grad_(True)
+                w_adv = adversarial_weight(step, cfg.adv_weight, cfg.adv_warmup_steps)
+                out["adv"] = generator_adv_loss(d_fake, self.disc.config.loss)
+                out["fm"] = feature_matching_loss(d_real, d_fake)
+                total = total + w_adv * out["adv"] + (w_adv / max(cfg.adv_weight, 1e-12)) * cfg.feature_matching_weight * out["fm"]
+                out["adv_weight"] = torch.tensor(w_adv)
+                out["_crops"] = torch.stack([real, fake.detach()])
+        out["total"] = total
+        return out
+
+    def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
+        cfg = self.cfg
+        autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda" and cfg.ray.mixed_precision)
+        with autocast:
+            out = self.losses(batch, step)
+        self.opt.zero_grad(set_to_none=True)
+        out["total"].backward()
+        torch.nn.utils.clip_grad_norm_([p for p in self.unet.parameters() if p.requires_grad], cfg.max_grad_norm)
+        self.opt.step()
+        crops = out.pop("_crops", None)
+        if crops is not None:  # the discriminator's own step, on detached generated crops
+            real, fake = crops
+            with autocast:
+                # one forward over [real; fake]: DDP sees each parameter used once per backward
+                both = self.d_model(torch.cat([real, fake]))
+                n = real.shape[0]
+                d_real = [([x[:n] for x in feats], logits[:n]) for feats, logits in both]
+                d_fake = [([x[n:] for x in feats], logits[n:]) for feats, logits in both]
+                d_loss = discriminator_loss(d_real, d_fake, self.disc.config.loss)
+            self.d_opt.zero_grad(set_to_none=True)
+            d_loss.backward()
+            self.d_opt.step()
+            out["d_loss"] = d_loss.detach()
+        return {k: float(v.detach()) for k, v in out.items()}

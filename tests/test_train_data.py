@@ -1,0 +1,64 @@
+"""``lsray prepare-training``: talking-head clips -> shards; clips with no face are dropped and counted."""
+
+from __future__ import annotations
+
+import json
+
+import numpy as np
+import pytest
+import torch
+
+from lsray.train.data import clip_sequences, load_clip, read_index
+
+
+@pytest.fixture(scope="module")
+def catalog(tmp_path_factory):
+    from talking import write_blank_clip, write_dub, write_face_clip
+
+    root = tmp_path_factory.mktemp("talking")
+    dub = write_dub(root / "speech.wav", 1.6)
+    write_face_clip(root / "face.mp4", frames=40, audio=dub)
+    write_blank_clip(root / "blank.mp4", frames=20)
+    rows = [{"clip_id": "face", "video": "face.mp4", "audio": "speech.wav"},
+            {"clip_id": "blank", "video": "blank.mp4", "audio": "speech.wav"}]
+    path = root / "catalog.jsonl"
+    path.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    return path
+
+
+def test_prepare_training_python_api_with_phonemes(catalog, tmp_path):
+    from transformers import Wav2Vec2Config
+
+    from lsray.audio.phoneme import PhonemeEncoder
+    from lsray.train.data import prepare_training
+    from lsray.train.tiny import tiny_whisper
+
+    torch.manual_seed(0)
+    phoneme = PhonemeEncoder.from_config(
+        Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
+                       conv_dim=(16,) * 7, vocab_size=40), device=torch.device("cpu"))
+    summary = prepare_training(str(catalog), str(tmp_path / "shards"), whisper=tiny_whisper(), phoneme=phoneme,
+                               resolutions=(256, 512))
+    assert (summary.clips_read, summary.clips_written, summary.dropped_no_face) == (2, 1, 1)
+    assert summary.dropped == ["blank"]
+    [row] = read_index(str(tmp_path / "shards"))
+    clip = load_clip(str(tmp_path / "shards"), row["file"])
+    f = row["frames"]
+    assert f >= 16 and clip["crops_256"].shape == (f, 256, 256, 3) and clip["crops_512"].shape == (f, 512, 512, 3)
+    assert clip["whisper"].shape == (f, 20, 64) and clip["phoneme"].shape == (f, 10, 128)
+    assert clip["mel"].shape[0] == 80
+    seqs = list(clip_sequences(clip, seq_len=16, stride=8, image_size=64, fused=True, negative_shift=5))
+    assert seqs and seqs[0]["frames"].shape == (16, 64, 64, 3) and seqs[0]["audio"].shape == (16, 20, 192)
+    assert seqs[0]["mel"].shape == (80, 52) and seqs[0]["mel_neg"].shape == (80, 52)
+
+
+def test_prepare_training_cli(catalog, tmp_path, capsys):
+    from lsray.cli import main
+    from lsray.train.tiny import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "bundle")
+    assert main(["prepare-training", str(catalog), "--out", str(tmp_path / "out"), "--bundle", str(bundle)]) == 0
+    summary = json.loads((tmp_path / "out" / "summary.json").read_text())
+    assert summary["clips_written"] == 1 and summary["dropped_no_face"] == 1
+    assert (tmp_path / "out" / "mask.png").is_file()
+    assert np.load(tmp_path / "out" / "clips" / "face.npz")["crops_256"].dtype == np.uint8

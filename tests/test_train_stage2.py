@@ -1,0 +1,158 @@
+"""Stage-2 fine-tune on tiny models (CPU): loss goes down, trainable filters, the exported bundle
+has no discriminator, and 2-process DDP gives the 1-process gradients of the combined batch."""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+
+from lsray.train.config import load_job_config
+from lsray.train.tiny import make_tiny_bundle, synthetic_shards
+
+SIZE, FRAMES = 32, 8
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory) -> dict[str, Path]:
+    root = tmp_path_factory.mktemp("stage2")
+    return {"bundle": make_tiny_bundle(root / "bundle"),
+            "shards": synthetic_shards(root / "shards", clips=2, frames=24, size=SIZE),
+            "root": root}
+
+
+def stage2_config(tiny: dict[str, Path], out: Path, **over) -> dict:
+    cfg = {
+        "job": "stage2", "bundle": str(tiny["bundle"]), "out": str(out), "steps": 50, "lr": 1e-3,
+        "unet_overrides": {"temporal": {"band": 2, "anchor_stride": 4, "max_len": 64}},
+        "anchor_window": 4, "adv_warmup_steps": 10,
+        "discriminator": {"crop_size": 48, "ndf": 8, "n_layers": 2, "norm_groups": 4},
+        "data": {"shards": str(tiny["shards"]), "image_size": SIZE, "seq_len": FRAMES, "stride": 4, "batch_size": 2},
+    }
+    cfg.update(over)
+    return cfg
+
+
+@pytest.mark.slow
+def test_stage2_loss_goes_down_and_bundle_has_no_discriminator(tiny, tmp_path):
+    from safetensors.torch import load_file
+
+    from lsray.models import load_bundle
+    from lsray.train.runner import train_local
+
+    job, hist = train_local(load_job_config(stage2_config(tiny, tmp_path / "out")))
+    for key in ("noise", "recon", "smooth", "anchor", "adv", "fm", "d_loss"):
+        assert all(np.isfinite(h[key]) for h in hist), key
+    first = np.mean([h["noise"] + h["recon"] for h in hist[:10]])
+    last = np.mean([h["noise"] + h["recon"] for h in hist[-10:]])
+    print(f"stage2 noise+recon loss: first 10 steps {first:.4f} -> last 10 steps {last:.4f}")
+    assert last < first
+    assert hist[0]["adv_weight"] == 0.0 and abs(hist[-1]["adv_weight"] - 0.1) < 1e-6  # warm-up from 0 to 0.1
+
+    bundle = load_bundle(tmp_path / "out", device="cpu")
+    assert bundle.config.unet.temporal.band == 2 and bundle.config.unet.temporal.anchor_stride == 4
+    keys = load_file(str(tmp_path / "out" / "unet.safetensors")).keys()
+    assert set(keys) == set(bundle.unet.state_dict())  # exactly the UNet
+    assert not any("disc" in k or "scales." in k for k in keys)
+    assert not any(p.name.startswith("disc") for p in (tmp_path / "out").rglob("*"))
+    assert "disc" in job.state_dict()  # the discriminator lives in training checkpoints only
+
+
+def test_trainable_filter_and_upgrade_preserve_weights(tiny):
+    from lsray.models import load_bundle
+    from lsray.train.latents import trainable_parameters
+    from lsray.train.stage2 import upgraded_unet
+
+    base = load_bundle(tiny["bundle"], device="cpu").unet
+    up = upgraded_unet(base, {"temporal": {"anchor_stride": 4, "max_len": 64}})  # anchors only: zero-init
+    x, audio = torch.randn(1, 13, FRAMES, 4, 4), torch.randn(FRAMES, 20, 64)
+    with torch.no_grad():
+        torch.testing.assert_close(up(x, 500, audio), base(x, 500, audio))  # identity at load time
+    params = trainable_parameters(up, ("motion_modules.", "attentions.", ".anchor.", "time_embedding.cond_proj"))
+    names = {n for n, p in up.named_parameters() if p.requires_grad}
+    assert len(params) == len(names) > 0
+    assert any(".anchor." in n for n in names) and not any(n.startswith("conv_in") for n in names)
+
+
+# --------------------------------------------------------------------------------------------
+# DDP: 2 gloo processes, each with half the batch == 1 process with the whole batch
+# --------------------------------------------------------------------------------------------
+def _fixed_inputs(cfg_dict: dict):
+    from lsray.train.data import collate, local_sequences
+
+    seqs = local_sequences(cfg_dict["data"]["shards"], seq_len=FRAMES, stride=4, image_size=SIZE)[:4]
+    batch = collate(seqs)
+    g = torch.Generator().manual_seed(123)
+    noise = torch.randn(4, 4, 1, SIZE // 8, SIZE // 8, generator=g).expand(4, 4, FRAMES, SIZE // 8, SIZE // 8).contiguous()
+    t = torch.tensor([100, 400, 700, 950])
+    return batch, noise, t
+
+
+def _grads(job, batch, noise, t) -> dict[str, torch.Tensor]:
+    out = job.losses(batch, step=100, noise=noise, t=t)
+    out["total"].backward()
+    return {n: p.grad.detach().clone() for n, p in job.unet.named_parameters() if p.grad is not None}
+
+
+def _ddp_worker(rank: int, cfg_dict: dict, port: int, out_dir: str) -> None:
+    import torch.distributed as dist
+
+    from lsray.train.stage2 import Stage2Job
+
+    torch.set_num_threads(1)
+    os.environ.update(MASTER_ADDR="127.0.0.1", MASTER_PORT=str(port))
+    dist.init_process_group("gloo", rank=rank, world_size=2)
+    torch.manual_seed(0)
+    job = Stage2Job(load_job_config(cfg_dict), torch.device("cpu"), world=2)
+    batch, noise, t = _fixed_inputs(cfg_dict)
+    half = slice(2 * rank, 2 * rank + 2)
+    grads = _grads(job, {k: v[half] for k, v in batch.items()}, noise[half], t[half])
+    torch.save(grads, Path(out_dir) / f"rank{rank}.pt")
+    dist.destroy_process_group()
+
+
+def test_two_worker_ddp_matches_one_worker_on_combined_batch(tiny, tmp_path):
+    import socket
+
+    import torch.multiprocessing as mp
+
+    from lsray.train.stage2 import Stage2Job
+
+    cfg = stage2_config(tiny, tmp_path / "unused")
+    torch.manual_seed(0)
+    single = _grads(Stage2Job(load_job_config(cfg), torch.device("cpu")), *_fixed_inputs(cfg))
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        port = s.getsockname()[1]
+    mp.start_processes(_ddp_worker, args=(cfg, port, str(tmp_path)), nprocs=2, start_method="spawn", join=True)
+    r0 = torch.load(tmp_path / "rank0.pt", weights_only=True)
+    r1 = torch.load(tmp_path / "rank1.pt", weights_only=True)
+    assert set(r0) == set(single)
+    worst = 0.0
+    for name, g in single.items():
+        torch.testing.assert_close(r0[name], r1[name])  # DDP all-reduced: identical on both ranks
+        torch.testing.assert_close(r0[name], g, rtol=1e-4, atol=1e-6)
+        worst = max(worst, float((r0[name] - g).abs().max()))
+    print(f"DDP vs single-process gradients: {len(single)} tensors, max abs difference {worst:.2e}")
+
+
+def test_gradient_checkpointing_gives_the_same_gradients():
+    import copy
+
+    from lsray.models.unet import LipSyncUNet
+    from lsray.train.latents import enable_gradient_checkpointing
+    from lsray.train.tiny import tiny_unet_config
+
+    torch.manual_seed(0)
+    unet = LipSyncUNet(tiny_unet_config(temporal={"band": 2, "anchor_stride": 4, "max_len": 64}))
+    ckpt = enable_gradient_checkpointing(copy.deepcopy(unet))
+    x, audio = torch.randn(1, 13, FRAMES, 4, 4), torch.randn(FRAMES, 20, 64)
+    for m in (unet, ckpt):
+        m(x, 300, audio).square().mean().backward()
+    assert set(ckpt.state_dict()) == set(unet.state_dict())
+    for (n, a), (_, b) in zip(unet.named_parameters(), ckpt.named_parameters()):
+        torch.testing.assert_close(a.grad, b.grad, msg=n)
