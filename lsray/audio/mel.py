@@ -25,8 +25,8 @@ WINDOW_FRAMES = 3_000
 WINDOW_ROWS = WINDOW_FRAMES // 2
 #: Encoder rows per second (the 50 Hz grid everything audio-side is indexed on).
 ROWS_PER_SECOND = SAMPLE_RATE // HOP_LENGTH // 2
-#: Mel frames per block of the first (global max) pass: 5 minutes, bounded whatever the file length.
-MAX_PASS_BLOCK_FRAMES = 30_000
+#: Mel frames per block of the first (global max) pass: 30 s (~15 MB of STFT), whatever the length.
+MAX_PASS_BLOCK_FRAMES = 3_000
 
 
 class WaveSource(Protocol):
@@ -118,7 +118,7 @@ def log_mel_span(wave: WaveSource, start: int, stop: int) -> torch.Tensor:
 
 
 def log_mel_max(wave: WaveSource, block_frames: int = MAX_PASS_BLOCK_FRAMES) -> float:
-    """The whole file's max log10 mel, in a cheap first pass over bounded blocks (5 min each)."""
+    """The whole file's max log10 mel, in a cheap first pass over bounded blocks (30 s each)."""
     total = num_frames(len(wave))
     best = -float("inf")
     for start in range(0, total, block_frames):

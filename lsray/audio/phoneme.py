@@ -29,7 +29,7 @@ from lsray.errors import MissingWeightError
 PHONEME_DIM = 128
 
 
-def wave_mean_std(wave: WaveSource, block: int = SAMPLE_RATE * 300) -> tuple[float, float]:
+def wave_mean_std(wave: WaveSource, block: int = SAMPLE_RATE * 30) -> tuple[float, float]:
     """Whole-file mean and std in bounded blocks (all chunks of a file share one normalisation,
     so a shard of a long clip is given the file's figures instead of its own)."""
     n, s1, s2 = len(wave), 0.0, 0.0

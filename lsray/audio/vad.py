@@ -22,7 +22,7 @@ FLOOR_DBFS = -55.0
 MIN_SILENCE_S = 0.3
 
 
-def row_levels(wave: WaveSource, block_rows: int = 15_000) -> np.ndarray:
+def row_levels(wave: WaveSource, block_rows: int = 1_500) -> np.ndarray:
     """RMS level (dBFS) of every 20 ms row of a 16 kHz track, read in bounded blocks."""
     total = len(wave) // ROW_SAMPLES
     out = np.empty(total, dtype=np.float32)

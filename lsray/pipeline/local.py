@@ -10,6 +10,7 @@ import shutil
 from typing import Callable
 
 from lsray.errors import LsrayError
+from lsray.pipeline.memory import release_free_memory
 from lsray.pipeline.records import ClipResult, ClipSpec
 from lsray.pipeline.render import assemble
 from lsray.pipeline.stages import Stages
@@ -28,6 +29,8 @@ def run_clip(stages: Stages, spec: ClipSpec, progress: ProgressFn | None = None)
         for shard in stages.shard(plan):
             segments.append(stages.render(stages.sample(stages.audio(shard))))
             done += shard.frames
+            del shard
+            release_free_memory()
             if progress:
                 progress(done, plan.timeline.output_frames)
         return assemble(plan, segments)
