@@ -59,3 +59,27 @@ def atomic_output(final_path: str | Path) -> Iterator[Path]:
     except BaseException:
         remove_quietly(tmp)
         raise
+
+
+@contextlib.contextmanager
+def atomic_directory(final_dir: str | Path) -> Iterator[Path]:
+    """Yield a sibling temporary directory; it replaces ``final_dir`` only if the block succeeds.
+
+    For outputs that are folders (model bundles): built in ``<name>.partial-<pid>`` next to the
+    final folder, then renamed; on any exception the partial folder is removed.
+    """
+    import shutil
+
+    final = Path(final_dir)
+    final.parent.mkdir(parents=True, exist_ok=True)
+    tmp = final.with_name(f"{final.name}.partial-{os.getpid()}")
+    shutil.rmtree(tmp, ignore_errors=True)
+    tmp.mkdir()
+    try:
+        yield tmp
+        if final.exists():
+            shutil.rmtree(final)
+        os.replace(tmp, final)
+    except BaseException:
+        shutil.rmtree(tmp, ignore_errors=True)
+        raise

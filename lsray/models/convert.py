@@ -16,11 +16,11 @@ The bundle is built in ``OUT.partial-<pid>`` beside ``OUT`` and renamed into pla
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 from typing import Any
 
+from lsray.media.atomic import atomic_directory
 from lsray.errors import BundleError, MissingWeightError
 from lsray.models.bundle import (
     CONFIG_FILE,
@@ -178,11 +178,7 @@ def convert_latentsync(
     )
 
     # --- write into a sibling temp dir, then rename ----------------------------------------------
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with atomic_directory(out) as tmp:
         from safetensors.torch import save_file
         from transformers.utils import logging as hf_logging
 
@@ -198,10 +194,4 @@ def convert_latentsync(
         else:
             Image.fromarray(default_mask(256)).save(tmp / MASK_FILE)
         config.write(tmp / CONFIG_FILE)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out

@@ -7,12 +7,12 @@ discriminator, EMA targets, optimizers) live in training checkpoints, never here
 
 from __future__ import annotations
 
-import os
 import shutil
 from pathlib import Path
 
 import torch
 
+from lsray.media.atomic import atomic_directory
 from lsray.models.bundle import CONFIG_FILE, MASK_FILE, UNET_FILE, VAE_DIR, WHISPER_DIR, BundleConfig, resolve_bundle
 
 
@@ -21,11 +21,7 @@ def save_inference_bundle(out: str | Path, unet: torch.nn.Module, base: str | Pa
     from safetensors.torch import save_file
 
     base_dir, out = resolve_bundle(base), Path(out)
-    out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(f"{out.name}.partial-{os.getpid()}")
-    shutil.rmtree(tmp, ignore_errors=True)
-    try:
-        tmp.mkdir()
+    with atomic_directory(out) as tmp:
         state = {k: v.detach().contiguous().cpu() for k, v in unet.state_dict().items()}
         save_file(state, str(tmp / UNET_FILE))
         for sub in (WHISPER_DIR, VAE_DIR):
@@ -35,12 +31,6 @@ def save_inference_bundle(out: str | Path, unet: torch.nn.Module, base: str | Pa
         if mask.is_file():
             shutil.copyfile(mask, tmp / config.mask.file)
         config.write(tmp / CONFIG_FILE)
-        if out.exists():
-            shutil.rmtree(out)
-        os.replace(tmp, out)
-    except BaseException:
-        shutil.rmtree(tmp, ignore_errors=True)
-        raise
     return out
 
 
