@@ -13,7 +13,6 @@ from __future__ import annotations
 
 import argparse
 import json
-import os
 import re
 import subprocess
 import sys
@@ -92,20 +91,18 @@ def main() -> None:
 
 
 def measure(bundle: Path, video: Path, audio: Path, out: Path, steps: int) -> dict:
-    """Run dub-one in a child and collect its own peak RSS (not the parent's)."""
-    cmd = [sys.executable, "-m", "lsray", "dub-one", str(video), str(audio), "-o", str(out), "--model", str(bundle),
-           "--steps", str(steps), "--guidance", "1.0", "--quiet"]
+    """Run dub-one through the tiny ``peak_rss`` launcher and collect its own peak RSS (this
+    process built the inputs, so its high-water mark must not leak into the child's)."""
+    cmd = [sys.executable, "-m", "benchmarks.peak_rss", sys.executable, "-m", "lsray", "dub-one", str(video), str(audio),
+           "-o", str(out), "--model", str(bundle), "--steps", str(steps), "--guidance", "1.0", "--quiet"]
     t0 = time.perf_counter()
-    with tempfile.TemporaryFile("w+") as so, tempfile.TemporaryFile("w+") as se:
-        proc = subprocess.Popen(cmd, stdout=so, stderr=se, text=True, cwd=REPO)
-        _, status, usage = os.wait4(proc.pid, 0)
-        wall = time.perf_counter() - t0
-        so.seek(0), se.seek(0)
-        stdout, stderr = so.read(), se.read()
-    if os.waitstatus_to_exitcode(status) != 0:
-        raise RuntimeError(f"dub-one failed: {stderr[-2000:]}")
-    stages = {m[1]: float(m[2]) for m in re.finditer(r"^\s+(\w+)\s+([\d.]+) s", stdout, re.M)}
-    return {"wall_s": wall, "peak_rss_mb": usage.ru_maxrss / 1024, "stages_s": stages, "summary": stdout.strip()}
+    done = subprocess.run(cmd, capture_output=True, text=True, cwd=REPO)
+    wall = time.perf_counter() - t0
+    if done.returncode != 0:
+        raise RuntimeError(f"dub-one failed: {done.stderr[-2000:]}")
+    peak = json.loads(done.stderr.strip().splitlines()[-1])["peak_rss_mb"]
+    stages = {m[1]: float(m[2]) for m in re.finditer(r"^\s+(\w+)\s+([\d.]+) s", done.stdout, re.M)}
+    return {"wall_s": wall, "peak_rss_mb": peak, "stages_s": stages, "summary": done.stdout.strip()}
 
 
 if __name__ == "__main__":
