@@ -188,13 +188,13 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
     good_audio = write_dub(tmp_path / "good.wav", 0.64)
     text = tmp_path / "notes.mp4"
     text.write_text("this is not a video\n")
-    audio_only = make_clip(tmp_path / "audio_only.m4a", size=None) if False else write_dub(tmp_path / "voice.wav", 0.5)
+    audio_only = write_dub(tmp_path / "voice.wav", 0.5)
     silent = tmp_path / "empty.wav"
     import soundfile as sf
 
     sf.write(str(silent), np.zeros(0, np.float32), 16000)
     truncated = truncate_copy(good_video, tmp_path / "truncated.mp4", 0.4)
-    tiny = make_clip(tmp_path / "tiny.mp4", size=(1, 1))
+    tiny = make_clip(tmp_path / "tiny.mp4", size=(1, 1), pix_fmt="yuv444p")  # 4:2:0 cannot hold 1x1
     return {
         "missing file": (tmp_path / "nope.mp4", good_audio, "nope.mp4"),
         "not a video": (text, good_audio, "notes.mp4"),
@@ -246,7 +246,7 @@ def test_8k_frames_work_at_working_resolution_and_paste_back_at_full(stages, tmp
     video = tmp_path / "8k.mp4"
     with VideoWriter(video, 25, crf=23, preset="ultrafast") as writer:
         for i in range(4):
-            writer.write(face_frame(i, size=size))
+            writer.write(face_frame(i, size=size, scale=9.0))  # a head ~half the frame tall, as an 8K close-up
     audio = write_dub(tmp_path / "dub.wav", 4 / 25)
     result, out = dub(stages, tmp_path, video, audio)
     assert result.status == "done", result.error
