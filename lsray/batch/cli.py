@@ -66,6 +66,9 @@ def run_dub(args: argparse.Namespace, address: str | None = None) -> int:
 
 
 def _dub(args: argparse.Namespace) -> int:
+    from lsray.preload import torch_first
+
+    torch_first()  # see lsray.preload
     if args.address and args.address.startswith(("http://", "https://")):
         from lsray.batch.submit import submit_from_args
 

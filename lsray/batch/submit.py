@@ -3,7 +3,8 @@
 The entrypoint is ``python jobs/dub_catalog.py <the dub arguments>``. With ``ship="source"`` the
 runtime_env carries the code: ``py_modules`` = this ``lsray`` package, ``working_dir`` = a
 folder holding ``jobs/dub_catalog.py``. With ``ship="none"`` nothing is sent: the cluster's image
-has lsray installed and ``jobs/`` in the working directory of the job.
+has lsray installed and ``jobs/`` in the working directory of the job. ``python`` is whatever the
+head's PATH gives the job driver (the image's interpreter; on a dev cluster, the activated venv's).
 """
 
 from __future__ import annotations
