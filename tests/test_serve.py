@@ -160,15 +160,14 @@ def media(tmp_path_factory) -> dict[str, Path]:
 
 
 @pytest.fixture(scope="module")
-def service(tiny_bundle, media, hook_server, tmp_path_factory):
+def service(ray_cluster, tiny_bundle, media, hook_server, tmp_path_factory):
     """Serve on 127.0.0.1 from deployments/serve.yaml with test overrides; yields the base URL."""
     import ray
     from ray import serve
 
     from lsray.serve import deploy
 
-    started_ray = not ray.is_initialized()
-    deploy.init_local_ray(num_cpus=4)
+    assert ray.is_initialized()  # the session cluster (conftest.ray_cluster)
     one = {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 2}}
     config = deploy.with_overrides(
         deploy.load_config(),
@@ -191,8 +190,6 @@ def service(tiny_bundle, media, hook_server, tmp_path_factory):
     url = deploy.deploy(config)
     yield url
     serve.shutdown()
-    if started_ray:
-        ray.shutdown()
 
 
 def auth(key: str = KEY) -> dict:

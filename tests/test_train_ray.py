@@ -16,21 +16,6 @@ pytestmark = pytest.mark.slow
 
 
 @pytest.fixture(scope="module")
-def ray_cluster():
-    """One local loopback cluster (reused if the session already started one)."""
-    import ray
-
-    os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    started = not ray.is_initialized()
-    if started:
-        ray.init(address="local", _node_ip_address="127.0.0.1", num_cpus=4, object_store_memory=300 * 1024 * 1024,
-                 include_dashboard=False)
-    yield
-    if started:
-        ray.shutdown()
-
-
-@pytest.fixture(scope="module")
 def talking_shards(tmp_path_factory):
     from talking import write_dub, write_face_clip
 

@@ -27,8 +27,8 @@ def connect(address: str | None, config: BatchConfig) -> bool:
     if ray.is_initialized():
         return False
     if address is None:
-        ray.init(
-            _node_ip_address=LOOPBACK, num_cpus=local_num_cpus(config), object_store_memory=config.object_store_memory,
+        ray.init(  # "local": a new cluster even when another one on this machine is discoverable
+            address="local", _node_ip_address=LOOPBACK, num_cpus=local_num_cpus(config), object_store_memory=config.object_store_memory,
             include_dashboard=False, log_to_driver=False, configure_logging=False,
         )
         return True
