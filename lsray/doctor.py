@@ -115,7 +115,8 @@ def check_bundle(location: str) -> Check:
         try:
             cfg = BundleConfig.read(path / CONFIG_FILE)
             config_info = {"resolution": cfg.resolution, "cross_attention_dim": cfg.unet.cross_attention_dim,
-                           "mask_source": cfg.mask.source, "lcm": cfg.lcm is not None}
+                           "audio_encoder": cfg.audio.encoder, "mask_source": cfg.mask.source,
+                           "lcm": cfg.lcm is not None}
         except LsrayError as exc:
             problems.append(str(exc))
     has = [name for name, ok in files.items() if ok]

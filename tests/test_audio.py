@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 import torch
 from safetensors.torch import load_file
-from transformers import Wav2Vec2Config, WhisperConfig, WhisperModel
+from transformers import WhisperConfig, WhisperModel
 
 from lsray.audio import (
     ROWS_PER_WINDOW,
@@ -23,6 +23,7 @@ from lsray.audio import (
 )
 from lsray.audio.mel import MAX_PASS_BLOCK_FRAMES, WINDOW_FRAMES, HOP_LENGTH, N_FFT
 from lsray.errors import MissingWeightError
+from lsray.train.tiny import tiny_phoneme_encoder
 
 TOL = 1e-4
 
@@ -55,21 +56,6 @@ def long_wave(whisper_dir):
 @pytest.fixture(scope="module")
 def long_features(encoder, long_wave):
     return encoder.features(long_wave)
-
-
-def tiny_phoneme(**kwargs) -> PhonemeEncoder:
-    torch.manual_seed(0)
-    cfg = Wav2Vec2Config(
-        vocab_size=40,
-        hidden_size=32,
-        num_hidden_layers=2,
-        num_attention_heads=2,
-        intermediate_size=64,
-        conv_dim=(16,) * 7,
-        num_conv_pos_embeddings=16,
-        num_conv_pos_embedding_groups=2,
-    )
-    return PhonemeEncoder.from_config(cfg, device=torch.device("cpu"), **kwargs)
 
 
 def glitch_ratios(features: torch.Tensor, rows=(1500, 3000)) -> list[float]:
@@ -230,7 +216,7 @@ def test_from_pretrained_hf_folder(encoder, short_wave, tmp_path):
 
 # ---- phoneme branch and fused tokens --------------------------------------------------------
 def test_phoneme_encoder_on_the_50hz_grid(short_wave):
-    enc = tiny_phoneme()
+    enc = tiny_phoneme_encoder()
     one_second = short_wave[:16_000]
     assert enc.hidden_frames(one_second).shape == (49, 32)  # Wav2Vec2 is ~49 Hz
     feats = enc.features(one_second)
@@ -238,13 +224,13 @@ def test_phoneme_encoder_on_the_50hz_grid(short_wave):
     full = enc.features(short_wave)
     assert full.shape == (num_rows(len(short_wave)), 128) == (422, 128)
     # chunked encoding keeps every frame exactly once, in order
-    chunked = tiny_phoneme(chunk_s=3.0, context_s=1.0)
+    chunked = tiny_phoneme_encoder(chunk_s=3.0, context_s=1.0)
     chunked.load_state_dict(enc.state_dict())
     assert chunked.hidden_frames(short_wave).shape == enc.hidden_frames(short_wave).shape
 
 
 def test_fused_layout_and_zero_branch(encoder, short_wave):
-    phoneme = tiny_phoneme()
+    phoneme = tiny_phoneme_encoder()
     fused = FusedAudioEncoder(encoder, phoneme)
     assert fused.dim == 64 + 128
     whisper_feats = encoder.features(short_wave)  # (T, L, C)
@@ -276,7 +262,7 @@ def test_windows_for_a_frame_range_are_streamed(encoder, long_wave, long_feature
 
 
 def test_fused_stream_and_phoneme_rows(encoder, short_wave):
-    phoneme = tiny_phoneme()
+    phoneme = tiny_phoneme_encoder()
     fused = FusedAudioEncoder(encoder, phoneme)
     feats = fused.features(short_wave)  # (T, L, C + 128)
     assert feats.shape == (422, 3, 192)

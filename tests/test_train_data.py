@@ -6,7 +6,6 @@ import json
 
 import numpy as np
 import pytest
-import torch
 
 from lsray.train.data import clip_sequences, load_clip, read_index
 
@@ -27,17 +26,10 @@ def catalog(tmp_path_factory):
 
 
 def test_prepare_training_python_api_with_phonemes(catalog, tmp_path):
-    from transformers import Wav2Vec2Config
-
-    from lsray.audio.phoneme import PhonemeEncoder
     from lsray.train.data import prepare_training
-    from lsray.train.tiny import tiny_whisper
+    from lsray.train.tiny import tiny_phoneme_encoder, tiny_whisper
 
-    torch.manual_seed(0)
-    phoneme = PhonemeEncoder.from_config(
-        Wav2Vec2Config(hidden_size=32, num_hidden_layers=1, num_attention_heads=2, intermediate_size=64,
-                       conv_dim=(16,) * 7, vocab_size=40), device=torch.device("cpu"))
-    summary = prepare_training(str(catalog), str(tmp_path / "shards"), whisper=tiny_whisper(), phoneme=phoneme,
+    summary = prepare_training(str(catalog), str(tmp_path / "shards"), whisper=tiny_whisper(), phoneme=tiny_phoneme_encoder(),
                                resolutions=(256, 512))
     assert (summary.clips_read, summary.clips_written, summary.dropped_no_face) == (2, 1, 1)
     assert summary.dropped == ["blank"]

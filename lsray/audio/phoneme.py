@@ -28,6 +28,12 @@ from lsray.errors import MissingWeightError
 #: Width of the projected phoneme vector (Whisper tiny 384 + 128 = the UNet's 512).
 PHONEME_DIM = 128
 
+#: The projection's weights inside a saved encoder folder (next to the Wav2Vec2 files).
+PROJECTION_FILE = "projection.safetensors"
+
+#: What :meth:`PhonemeEncoder.save_pretrained` writes and a fused bundle's ``phoneme/`` must hold.
+PHONEME_FILES = ("config.json", "model.safetensors", PROJECTION_FILE)
+
 
 def wave_mean_std(wave: WaveSource, block: int = SAMPLE_RATE * 30) -> tuple[float, float]:
     """Whole-file mean and std in bounded blocks (all chunks of a file share one normalisation,
@@ -75,8 +81,14 @@ class PhonemeEncoder(nn.Module):
     def from_pretrained(
         cls, w2v_dir: str | Path, projection: str | Path | None = None, **kwargs
     ) -> "PhonemeEncoder":
-        """Load a local HF ``Wav2Vec2ForCTC`` folder (and optionally the projection's safetensors)."""
+        """Load a local HF ``Wav2Vec2ForCTC`` folder and the projection's safetensors.
+
+        ``projection`` defaults to the folder's own ``projection.safetensors`` when it has one
+        (a :meth:`save_pretrained` folder); a plain Wav2Vec2 folder keeps a random projection.
+        """
         w2v_dir = Path(w2v_dir)
+        if projection is None and (w2v_dir / PROJECTION_FILE).is_file():
+            projection = w2v_dir / PROJECTION_FILE
         if not (w2v_dir / "config.json").is_file():
             raise MissingWeightError(w2v_dir / "config.json", "Wav2Vec2 config")
         if not list(w2v_dir.glob("model*.safetensors")) and not (w2v_dir / "pytorch_model.bin").is_file():
@@ -93,6 +105,19 @@ class PhonemeEncoder(nn.Module):
                 raise MissingWeightError(projection, "phoneme projection weights")
             encoder.proj.load_state_dict(load_file(str(projection)))
         return encoder
+
+    def save_pretrained(self, out_dir: str | Path) -> Path:
+        """Write what :meth:`from_pretrained` reads back: the Wav2Vec2 folder (safetensors), its
+        ``preprocessor_config.json`` (whether input is normalised) and ``projection.safetensors``."""
+        from safetensors.torch import save_file
+        from transformers import Wav2Vec2FeatureExtractor
+
+        out_dir = Path(out_dir)
+        self.model.save_pretrained(str(out_dir), safe_serialization=True)
+        Wav2Vec2FeatureExtractor(do_normalize=self.normalize).save_pretrained(str(out_dir))
+        state = {k: v.detach().contiguous().cpu() for k, v in self.proj.state_dict().items()}
+        save_file(state, str(out_dir / PROJECTION_FILE))
+        return out_dir
 
     @property
     def dim(self) -> int:
@@ -135,9 +160,11 @@ class PhonemeEncoder(nn.Module):
         """Projected phoneme vectors for Whisper rows ``[r0, r1)`` only: (r1 - r0, 128).
 
         Encodes just the frames those rows interpolate from (plus context), so a caller can walk
-        an hour of audio block by block. ``stats`` from :meth:`stats` avoids re-reading the file.
+        an hour of audio block by block. ``stats``, the file's (mean, std) (:meth:`stats`, or the
+        pipeline's per-clip figures), avoids re-reading the file; an encoder that does not
+        normalise its input ignores them.
         """
-        stats = self.stats(wave) if stats is None else stats
+        stats = self.stats(wave) if stats is None or not self.normalize else stats
         total = self._frame_count(len(wave))
         if total == 0 or r1 <= r0:
             return torch.zeros(max(r1 - r0, 0), self.dim)

@@ -25,10 +25,12 @@ from typing import Iterable, Iterator
 import cv2
 import numpy as np
 
+from lsray.resolution import RESOLUTIONS
+
 from .track import FaceTrack
 
 TEMPLATE_UNITS = np.array([[17.0, 20.0], [58.0, 20.0], [37.5, 40.0]])
-SUPPORTED_RESOLUTIONS = (256, 512)
+SUPPORTED_RESOLUTIONS = RESOLUTIONS
 BORDER_VALUE = 127
 
 

@@ -6,6 +6,8 @@ Layout (DESIGN.md "Model bundles")::
       config.json          BundleConfig (pydantic): architecture, audio layout, sampler defaults
       unet.safetensors     LipSyncUNet weights (strict: every key of the config's model)
       whisper/             Whisper encoder, local transformers format (config.json + model.safetensors)
+      phoneme/             fused-audio bundles only: phoneme-CTC Wav2Vec2 (transformers format) +
+                           projection.safetensors, as PhonemeEncoder.save_pretrained writes it
       vae/                 diffusers AutoencoderKL folder (optional: only needed to encode/decode frames)
       mask.png             inpainting mask, black = region the UNet regenerates
 
@@ -24,8 +26,9 @@ from typing import TYPE_CHECKING, Any, Callable, Literal
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_validator
 
-from lsray.errors import BundleError, MissingWeightError
+from lsray.errors import BundleError, LsrayError, MissingWeightError
 from lsray.models.config import UNetConfig
+from lsray.resolution import Resolution
 from lsray.sampling.schedulers import SchedulerConfig
 
 if TYPE_CHECKING:  # heavy imports stay out of module import (``lsray --help`` must be fast)
@@ -33,6 +36,8 @@ if TYPE_CHECKING:  # heavy imports stay out of module import (``lsray --help`` m
     import torch
     from diffusers import AutoencoderKL
 
+    from lsray.audio.fused import FusedAudioEncoder
+    from lsray.audio.phoneme import PhonemeEncoder
     from lsray.audio.whisper import WhisperEncoder
     from lsray.models.unet import LipSyncUNet
 
@@ -42,6 +47,7 @@ FORMAT_VERSION = 1
 CONFIG_FILE = "config.json"
 UNET_FILE = "unet.safetensors"
 WHISPER_DIR = "whisper"
+PHONEME_DIR = "phoneme"
 VAE_DIR = "vae"
 MASK_FILE = "mask.png"
 
@@ -64,9 +70,12 @@ class WhisperLayout(BaseModel):
 
 
 class AudioConfig(BaseModel):
+    """Which encoder makes the UNet's audio tokens: Whisper alone, or Whisper + the 128-d phoneme
+    branch (``fused``, upgrade 1: the bundle then holds ``phoneme/``)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    encoder: Literal["whisper"] = "whisper"
+    encoder: Literal["whisper", "fused"] = "whisper"
     whisper: WhisperLayout = Field(default_factory=WhisperLayout)
 
 
@@ -121,7 +130,7 @@ class BundleConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     format_version: Literal[1] = FORMAT_VERSION
-    resolution: Literal[256, 512] = 256
+    resolution: Resolution = 256
     unet: UNetConfig = Field(default_factory=UNetConfig)
     audio: AudioConfig = Field(default_factory=AudioConfig)
     sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
@@ -144,6 +153,15 @@ class BundleConfig(BaseModel):
                 f"audio tokens are {self.audio.whisper.dim}-d but the UNet attends to "
                 f"{self.unet.cross_attention_dim}-d audio (cross_attention_dim)"
             )
+        if self.audio.encoder == "fused":
+            from lsray.audio.phoneme import PHONEME_DIM  # fused bundles only: keeps transformers out of plain reads
+
+            width = self.audio.whisper.dim + PHONEME_DIM
+            if self.unet.cross_attention_dim != width:
+                raise ValueError(
+                    f"fused audio tokens are {self.audio.whisper.dim} (Whisper) + {PHONEME_DIM} (phoneme) = "
+                    f"{width}-d but the UNet attends to {self.unet.cross_attention_dim}-d audio (cross_attention_dim)"
+                )
         return self
 
     @classmethod
@@ -232,6 +250,17 @@ class ModelBundle:
         return WhisperEncoder.from_pretrained(self.path / WHISPER_DIR, device=self.device)
 
     @cached_property
+    def phoneme(self) -> "PhonemeEncoder | None":
+        """The phoneme branch of a fused bundle (None for Whisper-only ones). Its projection is
+        required: a random one would silently feed the UNet noise."""
+        if self.config.audio.encoder != "fused":
+            return None
+        from lsray.audio.phoneme import PROJECTION_FILE, PhonemeEncoder
+
+        folder = self.path / PHONEME_DIR
+        return PhonemeEncoder.from_pretrained(folder, folder / PROJECTION_FILE, device=self.device)
+
+    @cached_property
     def mask(self) -> "np.ndarray":
         """(S, S) float32, S = config.resolution; 1 = keep, 0 = regenerate."""
         from lsray.face.mask import load_inpaint_mask
@@ -258,23 +287,41 @@ class ModelBundle:
         except ValueError as exc:
             raise BundleError(str(exc)) from exc
 
-    @property
-    def audio_encoder(self) -> "WhisperEncoder":
+    @cached_property
+    def audio_encoder(self) -> "WhisperEncoder | FusedAudioEncoder":
         """The encoder whose tokens the UNet's audio cross-attention takes."""
-        return self.whisper
+        if self.phoneme is None:
+            return self.whisper
+        from lsray.audio.fused import FusedAudioEncoder
+
+        return FusedAudioEncoder(self.whisper, self.phoneme)
 
 
 def bundle_files(path: str | Path) -> dict[str, bool]:
-    """Which of a bundle's expected files exist (``lsray doctor --bundle``); no weights are read."""
+    """Which of a bundle's expected files exist (``lsray doctor --bundle``); no weights are read.
+
+    The phoneme files are expected when ``config.json`` (if readable) declares fused audio.
+    """
     root = Path(path)
-    return {
+    files = {
         CONFIG_FILE: (root / CONFIG_FILE).is_file(),
         UNET_FILE: (root / UNET_FILE).is_file(),
         f"{WHISPER_DIR}/config.json": (root / WHISPER_DIR / "config.json").is_file(),
         f"{WHISPER_DIR}/model.safetensors": (root / WHISPER_DIR / "model.safetensors").is_file(),
-        f"{VAE_DIR}/": _vae_present(root / VAE_DIR),
-        MASK_FILE: (root / MASK_FILE).is_file(),
     }
+    if _declares_fused(root / CONFIG_FILE):
+        from lsray.audio.phoneme import PHONEME_FILES
+
+        files.update({f"{PHONEME_DIR}/{name}": (root / PHONEME_DIR / name).is_file() for name in PHONEME_FILES})
+    files.update({f"{VAE_DIR}/": _vae_present(root / VAE_DIR), MASK_FILE: (root / MASK_FILE).is_file()})
+    return files
+
+
+def _declares_fused(config_file: Path) -> bool:
+    try:
+        return BundleConfig.read(config_file).audio.encoder == "fused"
+    except LsrayError:  # missing or invalid: reported on its own, nothing more to expect
+        return False
 
 
 def _vae_present(vae_dir: Path) -> bool:
@@ -336,6 +383,6 @@ def load_bundle(
     dev = torch.device(device) if device is not None else default_device()
     bundle = ModelBundle(path, BundleConfig.read(path / CONFIG_FILE), dev, with_vae=load_vae)
     if not lazy:
-        for part in ("unet", "whisper", "mask", "vae"):
+        for part in ("unet", "audio_encoder", "mask", "vae"):
             getattr(bundle, part)
     return bundle

@@ -43,6 +43,11 @@ def read_state_dict(checkpoint: str | Path | dict[str, torch.Tensor]) -> dict[st
     return {k.removeprefix("module."): v for k, v in sd.items() if isinstance(v, torch.Tensor)}
 
 
+def is_upgrade_only(key: str) -> bool:
+    """Whether a parameter exists only in upgrade branches (anchors, guidance embedding)."""
+    return bool(_UPGRADE_ONLY.search(key))
+
+
 def adapt_state_dict(model: LipSyncUNet, sd: dict[str, torch.Tensor]) -> dict[str, torch.Tensor]:
     """Check ``sd`` against ``model`` key by key and apply the upgrade adaptations.
 

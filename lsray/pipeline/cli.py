@@ -7,6 +7,7 @@ import sys
 
 from lsray.cli import register
 from lsray.pipeline.options import SYNC_MODES
+from lsray.resolution import RESOLUTIONS
 
 #: Stages shown in the time summary, in pipeline order.
 SUMMARY_STAGES = ("face", "audio", "unet", "vae", "encode")
@@ -17,7 +18,7 @@ def add_dub_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--sampler", choices=("ddim", "lcm"), default="ddim")
     p.add_argument("--steps", type=int, help="sampling steps (default: the bundle's)")
     p.add_argument("--guidance", type=float, help="guidance scale (default: the bundle's)")
-    p.add_argument("--resolution", type=int, choices=(256, 512), help="face crop size (default: the bundle's)")
+    p.add_argument("--resolution", type=int, choices=RESOLUTIONS, help="face crop size (default: the bundle's)")
     p.add_argument("--sync-mode", choices=SYNC_MODES, default="video",
                    help="what to do when video and audio lengths differ (default: keep the video's)")
     p.add_argument("--speaker", default="largest", help="largest | auto | X,Y@T (pixel X,Y in the frame at T s)")

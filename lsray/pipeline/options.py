@@ -6,6 +6,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lsray.resolution import Resolution
+
 SyncMode = Literal["video", "cut_off", "bounce", "loop", "silence", "remap"]
 SYNC_MODES: tuple[str, ...] = ("video", "cut_off", "bounce", "loop", "silence", "remap")
 
@@ -18,7 +20,7 @@ class DubOptions(BaseModel):
     sampler: Literal["ddim", "lcm"] = "ddim"
     steps: int | None = Field(default=None, ge=1, le=100, description="None: the bundle's default")
     guidance: float | None = Field(default=None, ge=1.0, le=10.0, description="None: the bundle's default")
-    resolution: Literal[256, 512] | None = None
+    resolution: Resolution | None = None
     sync_mode: SyncMode = "video"
     speaker: str = "largest"
     keep_silent_mouth: bool = True

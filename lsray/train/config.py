@@ -63,6 +63,10 @@ class Stage2Config(_Strict):
     unet_overrides: dict[str, Any] = Field(
         default_factory=lambda: {"temporal": {"band": 2, "anchor_stride": 8, "max_len": 64}}
     )
+    # upgrade 1: a PhonemeEncoder.save_pretrained folder turns a Whisper-only bundle into a fused-audio
+    # one (with unet_overrides.cross_attention_dim = Whisper dim + 128, and shards prepared with
+    # this encoder's phoneme features); the exported bundle carries it as phoneme/
+    phoneme: str | None = None
     # LatentSync stage-2 terms
     noise_weight: float = 1.0
     recon_weight: float = 1.0  # L1 between decoded x0 estimate and the frame
@@ -118,8 +122,37 @@ class SyncNetTrainConfig(_Strict):
     max_grad_norm: float = 1.0
 
 
-JobConfig = Stage2Config | DistillConfig | SyncNetTrainConfig
-_JOBS = {"stage2": Stage2Config, "distill": DistillConfig, "syncnet": SyncNetTrainConfig}
+class VAEModelSettings(_Strict):
+    """A diffusers AutoencoderKL with the SD VAE's layout (4 latent channels, /8 with four
+    levels) at a size that trains on a CPU; the SD VAE itself is ~84 M parameters."""
+
+    block_out_channels: tuple[int, ...] = (32, 64, 64, 64)
+    layers_per_block: int = Field(1, ge=1)
+    norm_num_groups: int = Field(8, ge=1)
+    latent_channels: int = 4
+
+
+class VAETrainConfig(_Strict):
+    """Autoencoder training on face crops, for bundles that cannot start from the SD VAE (the
+    demo bundle: no weights can be downloaded). L1 everywhere, more weight on the mouth region
+    the UNet regenerates (where the decoded result is judged), and a small KL term."""
+
+    job: Literal["vae"] = "vae"
+    out: str  # diffusers save_pretrained directory, plus latent_stats.json
+    data: DataSettings
+    ray: RaySettings = Field(default_factory=RaySettings)
+    model: VAEModelSettings = Field(default_factory=VAEModelSettings)
+    init: str | None = None  # continue from an AutoencoderKL directory
+    mask: str | None = None  # inpainting mask PNG (default: the shards' mask.png)
+    steps: int = Field(1000, ge=1)
+    lr: float = 1e-3
+    max_grad_norm: float = 1.0
+    kl_weight: float = 1e-6
+    mouth_weight: float = 4.0  # extra L1 weight inside the regenerated region
+
+
+JobConfig = Stage2Config | DistillConfig | SyncNetTrainConfig | VAETrainConfig
+_JOBS = {"stage2": Stage2Config, "distill": DistillConfig, "syncnet": SyncNetTrainConfig, "vae": VAETrainConfig}
 
 
 def load_job_config(source: str | Path | dict[str, Any], **overrides: Any) -> JobConfig:

@@ -24,6 +24,8 @@ from typing import Any, Iterator
 
 import numpy as np
 
+from lsray.errors import LsrayError
+
 INDEX_FILE = "index.parquet"
 CLIPS_DIR = "clips"
 MASK_FILE = "mask.png"
@@ -174,21 +176,41 @@ def load_mask(root: str, size: int) -> np.ndarray:
     return np.clip(img.astype(np.float32) / 255.0, 0, 1)
 
 
-def audio_tokens(clip: dict[str, np.ndarray], fused: bool) -> np.ndarray:
-    """(F, 10 L, C [+ 128]) float32: Whisper windows, with the phoneme rows repeated per layer when fused."""
-    w = clip["whisper"].astype(np.float32)
-    if not fused:
-        return w
-    if "phoneme" not in clip:
-        raise ValueError("the UNet takes fused audio but the shards have no phoneme features")
-    layers = w.shape[1] // clip["phoneme"].shape[1]
-    p = np.repeat(clip["phoneme"].astype(np.float32), layers, axis=1)  # (F, 10 L, 128), row-major as fuse()
-    return np.concatenate([w, p], axis=-1)
+def audio_tokens(clip: dict[str, np.ndarray], fused: bool, token_dim: int | None = None) -> np.ndarray:
+    """(F, 10 L, D) float32: Whisper windows, with the phoneme rows repeated per layer when fused
+    (D = C + 128), zero-padded to the UNet's ``token_dim`` as the pipeline's AudioStage pads them
+    (a Whisper-only bundle whose UNet is wider), so training sees what inference will give."""
+    tokens = clip["whisper"].astype(np.float32)  # (F, 10 L, C)
+    if fused:
+        if "phoneme" not in clip:
+            raise ValueError("the UNet takes fused audio but the shards have no phoneme features")
+        layers = tokens.shape[1] // clip["phoneme"].shape[1]
+        p = np.repeat(clip["phoneme"].astype(np.float32), layers, axis=1)  # (F, 10 L, 128), row-major as fuse()
+        tokens = np.concatenate([tokens, p], axis=-1)
+    width = tokens.shape[-1]
+    if token_dim is None or width == token_dim:
+        return tokens
+    if width > token_dim:
+        raise ValueError(f"audio tokens are {width}-d but the UNet attends to {token_dim}-d audio")
+    return np.pad(tokens, ((0, 0), (0, 0), (0, token_dim - width)))
+
+
+def require_phoneme_features(root: str) -> None:
+    """Fail before training when a fused-audio job's shards lack phoneme features (they are
+    written only when ``prepare-training`` is given ``--phoneme-model``)."""
+    rows = read_index(root)
+    missing = [r["clip_id"] for r in rows if not r.get("phoneme")]
+    if missing:
+        from lsray.storage import join
+
+        shown = ", ".join(missing[:5]) + (f" (+{len(missing) - 5} more)" if len(missing) > 5 else "")
+        raise LsrayError(f"{join(root, INDEX_FILE)}: the UNet takes fused audio but {len(missing)} of {len(rows)} "
+                         f"clips have no phoneme features ({shown}); prepare the shards with --phoneme-model")
 
 
 def clip_sequences(
     clip: dict[str, np.ndarray], *, seq_len: int, stride: int, image_size: int, fused: bool = False,
-    sync_frames: int | None = None, negative_shift: int | None = None,
+    token_dim: int | None = None, sync_frames: int | None = None, negative_shift: int | None = None,
 ) -> Iterator[dict[str, np.ndarray]]:
     """Fixed-length training sequences of one clip.
 
@@ -202,7 +224,7 @@ def clip_sequences(
     res = [int(k.split("_")[1]) for k in clip if k.startswith("crops_")]
     src = min((r for r in res if r >= image_size), default=max(res))
     crops = _resize_crops(clip[f"crops_{src}"], image_size)
-    audio = audio_tokens(clip, fused)
+    audio = audio_tokens(clip, fused, token_dim)
     n = len(crops)
     fps = float(clip.get("fps", 25.0))
     first = int(clip.get("start_frame", 0))

@@ -82,6 +82,7 @@ class DistillJob:
                                  bundle.mask, cfg.data.image_size).to(device)
         sched = bundle.make_scheduler("ddim")
         self.alphas_cumprod = sched.alphas_cumprod.float().to(device)
+        self.kind = sched.config.prediction_type  # the teacher's objective; the student keeps it
         total = sched.config.num_train_timesteps
         self.k = total // cfg.num_ddim_timesteps
         self.grid = (torch.arange(1, cfg.num_ddim_timesteps + 1) * self.k - 1).to(device)  # [k-1, ..., 999]
@@ -124,22 +125,23 @@ class DistillJob:
         w_emb = guidance_embedding(w, cfg.time_cond_proj_dim).to(self.device)  # b d
         w = w.to(self.device).view(-1, 1, 1, 1, 1)
         # 3. student consistency function at t
-        eps = self.model(torch.cat([x_t, lb.side], 1), t, lb.audio, timestep_cond=w_emb)
+        out_t = self.model(torch.cat([x_t, lb.side], 1), t, lb.audio, timestep_cond=w_emb)
         c_skip_t, c_out_t = boundary_scalings(t)
-        pred = c_skip_t * x_t + c_out_t * predicted_x0(eps, x_t, ac, t)
+        pred = c_skip_t * x_t + c_out_t * predicted_x0(out_t, x_t, ac, t, self.kind)
         with torch.no_grad():
             # 4. teacher: CFG with zeroed audio, one DDIM step t -> s
             inp = torch.cat([x_t, lb.side], 1)
-            eps_c = self.teacher(inp, t, lb.audio)
-            eps_u = self.teacher(inp, t, torch.zeros_like(lb.audio))
-            eps_g = eps_u + w * (eps_c - eps_u)
-            x0_g = predicted_x0(eps_g, x_t, ac, t)
+            x0_c = predicted_x0(self.teacher(inp, t, lb.audio), x_t, ac, t, self.kind)
+            x0_u = predicted_x0(self.teacher(inp, t, torch.zeros_like(lb.audio)), x_t, ac, t, self.kind)
+            x0_g = x0_u + w * (x0_c - x0_u)  # CFG: x0 is affine in eps at fixed x_t, so this is eps-space CFG
+            a_t = ac[t].view(-1, 1, 1, 1, 1)
+            eps_g = (x_t - a_t.sqrt() * x0_g) / (1 - a_t).sqrt()
             a_s = ac[s].view(-1, 1, 1, 1, 1)
             x_s = a_s.sqrt() * x0_g + (1 - a_s).sqrt() * eps_g
             # 5. EMA target at s
-            eps_s = self.target(torch.cat([x_s, lb.side], 1), s, lb.audio, timestep_cond=w_emb)
+            out_s = self.target(torch.cat([x_s, lb.side], 1), s, lb.audio, timestep_cond=w_emb)
             c_skip_s, c_out_s = boundary_scalings(s)
-            target = c_skip_s * x_s + c_out_s * predicted_x0(eps_s, x_s, ac, s)
+            target = c_skip_s * x_s + c_out_s * predicted_x0(out_s, x_s, ac, s, self.kind)
         loss = pseudo_huber(pred, target, cfg.huber_c)
         return {"total": loss, "huber": loss.detach()}
 

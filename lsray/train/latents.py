@@ -81,10 +81,27 @@ def sample_noise(latents: torch.Tensor, shared: bool, generator: torch.Generator
     return torch.randn((b, c, f, h, w), generator=generator).to(latents.device)
 
 
-def predicted_x0(eps: torch.Tensor, noisy: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
-    """x0 = (x_t - sqrt(1 - a_t) eps) / sqrt(a_t), per clip timestep t (B,)."""
+def predicted_x0(pred: torch.Tensor, noisy: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor,
+                 prediction_type: str = "epsilon") -> torch.Tensor:
+    """The clean-latent estimate from the UNet's output ``pred``, per clip timestep t (B,):
+    epsilon: x0 = (x_t - sqrt(1 - a) eps) / sqrt(a); v: x0 = sqrt(a) x_t - sqrt(1 - a) v; sample: pred."""
+    if prediction_type == "sample":
+        return pred
     a = alphas_cumprod.to(noisy.device)[t].view(-1, 1, 1, 1, 1)
-    return (noisy - (1 - a).sqrt() * eps) / a.sqrt()
+    if prediction_type == "v_prediction":
+        return a.sqrt() * noisy - (1 - a).sqrt() * pred
+    return (noisy - (1 - a).sqrt() * pred) / a.sqrt()
+
+
+def prediction_target(x0: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor,
+                      prediction_type: str = "epsilon") -> torch.Tensor:
+    """What the UNet is trained to output under the bundle's ``prediction_type`` (diffusers' names)."""
+    if prediction_type == "sample":
+        return x0
+    if prediction_type == "v_prediction":
+        a = alphas_cumprod.to(x0.device)[t].view(-1, 1, 1, 1, 1)
+        return a.sqrt() * noise - (1 - a).sqrt() * x0
+    return noise
 
 
 def add_noise(x0: torch.Tensor, noise: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor) -> torch.Tensor:

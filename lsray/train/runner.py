@@ -24,7 +24,9 @@ from typing import Any, Callable, Iterator
 import numpy as np
 import torch
 
-from lsray.train.config import DistillConfig, JobConfig, Stage2Config, SyncNetTrainConfig, load_job_config
+from lsray.train.config import (
+    DistillConfig, JobConfig, Stage2Config, SyncNetTrainConfig, VAETrainConfig, load_job_config,
+)
 
 STATE_FILE = "state.pt"
 
@@ -38,6 +40,10 @@ def build_job(cfg: JobConfig, device: torch.device, world: int = 1):
         from lsray.train.distill import DistillJob
 
         return DistillJob(cfg, device, world)
+    if isinstance(cfg, VAETrainConfig):
+        from lsray.train.vae import VAEJob
+
+        return VAEJob(cfg, device, world)
     from lsray.train.syncnet import SyncNetJob
 
     return SyncNetJob(cfg, device, world)
@@ -49,12 +55,22 @@ def sequence_kwargs(cfg: JobConfig) -> dict[str, Any]:
     kw: dict[str, Any] = {"seq_len": d.seq_len, "stride": d.stride, "image_size": d.image_size}
     if isinstance(cfg, SyncNetTrainConfig):
         kw.update(seq_len=cfg.model.num_frames, sync_frames=cfg.model.num_frames, negative_shift=cfg.negative_shift)
+    elif isinstance(cfg, VAETrainConfig):
+        pass  # frames only
     else:
-        from lsray.models.bundle import BundleConfig, resolve_bundle
+        from lsray.models.bundle import CONFIG_FILE, BundleConfig, resolve_bundle
+        from lsray.train.data import require_phoneme_features
 
         bundle = cfg.bundle if isinstance(cfg, Stage2Config) else cfg.teacher
-        bc = BundleConfig.read(resolve_bundle(bundle) / "config.json")
-        kw["fused"] = bc.unet.cross_attention_dim > bc.audio.whisper.dim
+        bc = BundleConfig.read(resolve_bundle(bundle) / CONFIG_FILE)
+        if isinstance(cfg, Stage2Config):
+            from lsray.train.stage2 import exported_config
+
+            bc = exported_config(bc, cfg)  # the UNet (and audio) being trained, after the upgrades
+        # the tokens the bundle's encoder gives at inference, at the UNet's width (AudioStage's rule)
+        kw.update(fused=bc.audio.encoder == "fused", token_dim=bc.unet.cross_attention_dim)
+        if kw["fused"]:
+            require_phoneme_features(d.shards)
         if isinstance(cfg, Stage2Config) and cfg.syncnet:
             from lsray.models.syncnet import SyncNet
 
@@ -141,7 +157,7 @@ def fit(cfg: JobConfig | str | Path | dict, *, pid_dir: str | None = None):
 
     from lsray.train.data import ray_sequences
 
-    if not isinstance(cfg, (Stage2Config, DistillConfig, SyncNetTrainConfig)):
+    if not isinstance(cfg, JobConfig):
         cfg = load_job_config(cfg)
     r = cfg.ray
     dataset = ray_sequences(cfg.data.shards, **sequence_kwargs(cfg))
@@ -167,7 +183,7 @@ def train_local(cfg: JobConfig | str | Path | dict, *, export: bool = True,
     """The same loop in-process, no Ray, no checkpoints: returns (job, per-step metrics)."""
     from lsray.train.data import local_sequences
 
-    if not isinstance(cfg, (Stage2Config, DistillConfig, SyncNetTrainConfig)):
+    if not isinstance(cfg, JobConfig):
         cfg = load_job_config(cfg)
     torch.manual_seed(cfg.data.seed)
     job = build_job(cfg, torch.device("cpu"))

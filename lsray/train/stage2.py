@@ -17,11 +17,16 @@ One training step, top to bottom (:meth:`Stage2Job.step`):
 
 from __future__ import annotations
 
+from pathlib import Path
 from typing import Any
 
 import torch
 import torch.nn.functional as F
+from pydantic import ValidationError
 
+from lsray.errors import LsrayError, MissingWeightError
+from lsray.models.bundle import BundleConfig
+from lsray.models.config import UNetConfig
 from lsray.models.discriminator import (
     MultiScaleDiscriminator,
     adversarial_weight,
@@ -36,29 +41,64 @@ from lsray.train.latents import (
     add_noise,
     enable_gradient_checkpointing,
     predicted_x0,
+    prediction_target,
     sample_noise,
     trainable_parameters,
 )
 
 
+def overridden_unet_config(config: UNetConfig, overrides: dict[str, Any]) -> UNetConfig:
+    """``config`` with ``overrides`` merged in, nested sections key by key (``{"temporal": {"band": 2}}``
+    keeps the other temporal settings)."""
+    data = config.model_dump()
+    for key, value in overrides.items():
+        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
+    return type(config).model_validate(data)
+
+
+def exported_config(bundle_config: BundleConfig, cfg: Stage2Config) -> BundleConfig:
+    """The config of the bundle a stage-2 job writes: the start bundle's with the UNet overrides
+    and, when ``cfg.phoneme`` is set, fused audio (upgrade 1).
+
+    Computed before training (by the driver for the data, by each worker for the export), so a
+    job whose audio widths do not add up, or whose phoneme folder is incomplete, fails at once
+    instead of after the last step.
+    """
+    from lsray.audio.phoneme import PHONEME_FILES
+
+    audio = bundle_config.audio
+    if cfg.phoneme is not None:
+        if audio.encoder == "fused":
+            raise LsrayError(f"{cfg.bundle} already has fused audio: phoneme upgrades a Whisper-only bundle")
+        missing = [name for name in PHONEME_FILES if not (Path(cfg.phoneme) / name).is_file()]
+        if missing:
+            raise MissingWeightError(Path(cfg.phoneme) / missing[0], "phoneme encoder file (PhonemeEncoder.save_pretrained)")
+        audio = audio.model_copy(update={"encoder": "fused"})
+    unet = overridden_unet_config(bundle_config.unet, cfg.unet_overrides)
+    try:
+        return BundleConfig.model_validate({**bundle_config.model_dump(), "unet": unet.model_dump(),
+                                            "audio": audio.model_dump()})
+    except ValidationError as exc:
+        problems = "; ".join(e["msg"] for e in exc.errors())
+        raise LsrayError(f"stage 2 from {cfg.bundle} (unet_overrides {cfg.unet_overrides}, phoneme "
+                         f"{cfg.phoneme}): {problems}") from exc
+
+
 def upgraded_unet(unet, overrides: dict[str, Any]):
-    """The bundle's UNet rebuilt with config ``overrides`` (e.g. the temporal upgrade); every
-    existing weight is copied, new branches keep their (zero) initialisation, positional tables
-    are regenerated at the new length (their first rows are the old ones)."""
+    """The bundle's UNet rebuilt with config ``overrides`` (the temporal upgrade, a wider audio
+    input for fused features): every weight is carried over by the checkpoint loader's rules
+    (audio K/V zero-padded, positional tables extended, new branches at their zero init), so the
+    rebuilt UNet computes what the bundle's did until training moves it. Overrides that remove
+    an upgrade branch (e.g. ``anchor_stride: None``) drop its weights."""
+    from lsray.models.latentsync import adapt_state_dict, is_upgrade_only
     from lsray.models.unet import LipSyncUNet
 
     if not overrides:
         return unet
-    data = unet.config.model_dump()
-    for key, value in overrides.items():
-        data[key] = {**data[key], **value} if isinstance(value, dict) and isinstance(data.get(key), dict) else value
-    new = LipSyncUNet(type(unet.config).model_validate(data))
-    target = new.state_dict()
-    state = {k: v for k, v in unet.state_dict().items() if k in target and not k.endswith("pos_encoder.pe")}
-    missing, unexpected = new.load_state_dict(state, strict=False)
-    bad = [k for k in missing if not (".anchor." in k or k.endswith("pos_encoder.pe") or "cond_proj" in k)]
-    if bad or unexpected:
-        raise ValueError(f"cannot carry weights over to the upgraded UNet: missing {bad[:5]}, unexpected {unexpected[:5]}")
+    new = LipSyncUNet(overridden_unet_config(unet.config, overrides))
+    keys = new.state_dict().keys()
+    state = {k: v for k, v in unet.state_dict().items() if k in keys or not is_upgrade_only(k)}
+    new.load_state_dict(adapt_state_dict(new, state))
     return new
 
 
@@ -94,7 +134,7 @@ class Stage2Job:
 
         self.cfg, self.device = cfg, device
         bundle = load_bundle(cfg.bundle, device="cpu")
-        self.bundle_config = bundle.config
+        self.export_config = exported_config(bundle.config, cfg)
         self.unet = upgraded_unet(bundle.unet, cfg.unet_overrides).to(device).train()
         params = trainable_parameters(self.unet, cfg.trainable)
         if device.type == "cuda" and cfg.ray.gradient_checkpointing:
@@ -105,6 +145,7 @@ class Stage2Job:
                                  bundle.mask, cfg.data.image_size).to(device)
         sched = bundle.make_scheduler("ddim")
         self.alphas_cumprod = sched.alphas_cumprod.float()
+        self.prediction_type = sched.config.prediction_type  # the objective the sampler expects
         self.num_timesteps = sched.config.num_train_timesteps
         self.syncnet = SyncNet.from_pretrained(cfg.syncnet, device) if cfg.syncnet else None
         self.perceptual = PerceptualLoss(cfg.perceptual_weights).to(device) if cfg.perceptual_weights else None
@@ -132,8 +173,7 @@ class Stage2Job:
     def export(self, out: str) -> None:
         from lsray.train.export import save_inference_bundle
 
-        config = self.bundle_config.model_copy(update={"unet": self.unet.config})
-        save_inference_bundle(out, self.unet, self.cfg.bundle, config)
+        save_inference_bundle(out, self.unet, self.cfg.bundle, self.export_config, phoneme_dir=self.cfg.phoneme)
 
     # -- the step ----------------------------------------------------------------------------
     def losses(self, batch: dict[str, torch.Tensor], step: int, noise: torch.Tensor | None = None,
@@ -154,16 +194,17 @@ class Stage2Job:
         if cfg.anchor_weight > 0 and cfg.anchor_window and stride and f > cfg.anchor_window:
             n_starts = (f - cfg.anchor_window) // stride + 1
             a0, window = stride * (step % n_starts), cfg.anchor_window  # anchor-aligned, cycling
-        eps, eps_w = self.model(inp, t, lb.audio, a0, window)  # b 4 f h w
-        out: dict[str, torch.Tensor] = {"noise": F.mse_loss(eps, noise)}
+        pred, pred_w = self.model(inp, t, lb.audio, a0, window)  # b 4 f h w
+        target = prediction_target(lb.latents, noise, self.alphas_cumprod, t, self.prediction_type)
+        out: dict[str, torch.Tensor] = {"noise": F.mse_loss(pred, target)}
         total = cfg.noise_weight * out["noise"]
 
-        x0 = predicted_x0(eps, noisy, self.alphas_cumprod, t)  # b 4 f h w
+        x0 = predicted_x0(pred, noisy, self.alphas_cumprod, t, self.prediction_type)  # b 4 f h w
         if cfg.smooth_weight > 0:
             out["smooth"] = temporal_smoothness(x0, lb.latents, lb.regenerated)
             total = total + cfg.smooth_weight * out["smooth"]
-        if eps_w is not None:
-            out["anchor"] = F.mse_loss(eps_w, eps[:, :, a0 : a0 + window].detach())
+        if pred_w is not None:
+            out["anchor"] = F.mse_loss(pred_w, pred[:, :, a0 : a0 + window].detach())
             total = total + cfg.anchor_weight * out["anchor"]
 
         need_pixels = cfg.recon_weight > 0 or self.syncnet or self.perceptual or self.disc is not None

@@ -32,15 +32,30 @@ def tiny_syncnet_config(num_frames: int = 5, image_size: int = 64) -> SyncNetCon
                          audio_channels=(8, 16, 32), embed_dim=32, norm_groups=8)
 
 
-def tiny_whisper(d_model: int = 64, seed: int = 0):
+def tiny_whisper(d_model: int = 64, seed: int = 0, encoder_layers: int = 1):
     from transformers import WhisperConfig
 
     from lsray.audio.whisper import WhisperEncoder
 
     torch.manual_seed(seed)
-    cfg = WhisperConfig(d_model=d_model, encoder_layers=1, encoder_attention_heads=2, encoder_ffn_dim=2 * d_model,
+    cfg = WhisperConfig(d_model=d_model, encoder_layers=encoder_layers, encoder_attention_heads=2, encoder_ffn_dim=2 * d_model,
                         decoder_layers=1, decoder_attention_heads=2, decoder_ffn_dim=2 * d_model, num_mel_bins=80)
     return WhisperEncoder(cfg, device=torch.device("cpu"))
+
+
+def tiny_phoneme_encoder(seed: int = 0, **kwargs: Any):
+    """A random phoneme branch (upgrade 1): a 2-layer, 32-wide Wav2Vec2ForCTC with the base models'
+    conv stack (320-sample stride, 400-sample receptive field) and the real 128-d projection, so
+    fused tokens have their real width. ``kwargs`` go to PhonemeEncoder (chunk_s, normalize, ...)."""
+    from transformers import Wav2Vec2Config
+
+    from lsray.audio.phoneme import PhonemeEncoder
+
+    torch.manual_seed(seed)
+    cfg = Wav2Vec2Config(vocab_size=40, hidden_size=32, num_hidden_layers=2, num_attention_heads=2,
+                         intermediate_size=64, conv_dim=(16,) * 7, num_conv_pos_embeddings=16,
+                         num_conv_pos_embedding_groups=2)
+    return PhonemeEncoder.from_config(cfg, device=torch.device("cpu"), **kwargs)
 
 
 def tiny_vae(seed: int = 0):
