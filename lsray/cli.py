@@ -37,7 +37,7 @@ COMMANDS: list[Command] = []
 
 #: Modules that register further commands when imported (must not import torch / ray at top level).
 COMMAND_MODULES: tuple[str, ...] = ("lsray.pipeline.cli", "lsray.serve.cli", "lsray.batch.cli", "lsray.train.cli",
-                                     "lsray.k8s.cli")
+                                     "lsray.k8s.cli", "lsray.demo.cli")
 
 
 def register(name: str, help: str, add_arguments: ArgDeclarer, run: Runner) -> None:
@@ -76,7 +76,7 @@ register("doctor", "report Python, torch/CUDA, ffmpeg, mediapipe, Ray and (--bun
 def _convert_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("src", metavar="SRC", help="LatentSync checkpoint folder (latentsync_unet.pt, whisper/tiny.pt, ...)")
     p.add_argument("out", metavar="OUT", help="bundle directory to create")
-    p.add_argument("--resolution", type=int, choices=(256, 512), default=None,
+    p.add_argument("--resolution", type=int, choices=(256, 512), default=None,  # LatentSync's sizes
                    help="face crop size the checkpoint was trained at (default: the yaml's, else 256)")
     p.add_argument("--unet-config", metavar="PATH", help="unet config (json or stage2*.yaml) if not in SRC")
     p.add_argument("--vae", metavar="DIR", help="diffusers AutoencoderKL folder if not SRC/vae")

@@ -19,6 +19,7 @@ from .align import (
     upstream_face_size,
 )
 from .blend import FaceBlender, feathered_alpha
+from .crops import aligned_face_crops
 from .detect import FaceBox, FaceDetector, FaceLandmarker
 from .landmarks import align_points, mouth_open
 from .mask import load_inpaint_mask, regenerated_region
@@ -34,6 +35,7 @@ from .speaker import (
 from .track import FaceTrack, FaceTracker, TrackingResult
 
 __all__ = [
+    "aligned_face_crops",
     "AlignedFace",
     "FaceAligner",
     "FaceBlender",

@@ -73,26 +73,23 @@ def prepare_clip(
     import torch
 
     from lsray.audio.windows import windows_at
-    from lsray.face import FaceAligner, FaceTracker, select_speaker, smooth_points
+    from lsray.face.crops import aligned_face_crops
     from lsray.media import iter_frames, probe_video, read_audio_16k
     from lsray.models.syncnet import syncnet_mel
 
     info = probe_video(video)
     fps = float(info.fps)
     frames = [f.rgb for f in iter_frames(video, info=info)]
-    tracker = tracker or FaceTracker()
-    result = tracker.track(iter(frames))
-    track = select_speaker(result.tracks, "largest", fps)
-    if track is None or not len(track):
+    aligned, indices = aligned_face_crops(frames, fps, max(resolutions), tracker)
+    if not len(indices):
         return None
     has_face = np.zeros(len(frames), bool)
-    has_face[track.frame_indices] = True
+    has_face[indices] = True
     start, stop = longest_run(has_face)
     if stop - start < min_frames:
         return None
-    points = dict(zip(track.frame_indices, smooth_points(track.points_array(), track.frame_indices, 2)))
-    aligner = FaceAligner(max(resolutions), smoothing_radius=0)
-    crops = np.stack([aligner.align_frame(frames[i], points[i].astype(np.float64), i).crop for i in range(start, stop)])
+    first = int(np.searchsorted(indices, start))
+    crops = aligned[first : first + stop - start]  # the longest run with a face
     out: dict[str, np.ndarray] = {f"crops_{r}": _resize_crops(crops, r) for r in resolutions}
 
     wave = read_audio_16k(audio)

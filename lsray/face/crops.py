@@ -1,0 +1,32 @@
+"""Aligned face crops of a whole clip: the faces as training and sync scoring see them.
+
+Tracking (mediapipe), the largest stable track, temporally smoothed template points and the
+LatentSync alignment: the crops ``prepare_training`` stores and SyncNet is trained on, so a
+sync score computed on these crops compares like with like.
+"""
+
+from __future__ import annotations
+
+from typing import Sequence
+
+import numpy as np
+
+from .align import FaceAligner, smooth_points
+from .speaker import select_speaker
+from .track import FaceTracker
+
+
+def aligned_face_crops(
+    frames: Sequence[np.ndarray], fps: float, resolution: int = 256, tracker: FaceTracker | None = None,
+) -> tuple[np.ndarray, np.ndarray]:
+    """``(crops (N, S, S, 3) uint8, frame indices (N,))`` of the largest face track; empty when
+    no face is found. Points are smoothed over +-2 frames within contiguous runs."""
+    result = (tracker or FaceTracker()).track(iter(frames))
+    track = select_speaker(result.tracks, "largest", fps)
+    if track is None or not len(track):
+        return np.zeros((0, resolution, resolution, 3), np.uint8), np.zeros(0, int)
+    indices = np.asarray(track.frame_indices, int)
+    points = smooth_points(track.points_array(), track.frame_indices, 2)
+    aligner = FaceAligner(resolution, smoothing_radius=0)
+    crops = np.stack([aligner.align_frame(frames[i], p.astype(np.float64), i).crop for i, p in zip(indices, points)])
+    return crops, indices

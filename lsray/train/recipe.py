@@ -1,0 +1,226 @@
+"""A bundle trained from nothing on the synthetic world: the demo bundle's recipe.
+
+No pretrained weight can be downloaded here, so the recipe builds every part itself, each step a
+project job or stage, each skipped when its output already exists (rerun = resume):
+
+1. ``world``: talking-head clips of the synthetic world's *train* split (identities, sentences
+   and voices disjoint from the test split the demo and the benchmarks use);
+2. ``shards``: ``prepare_training`` on them (mediapipe tracking, alignment, audio features from
+   the recipe's randomly initialised Whisper, which stays frozen and ships in the bundle);
+3. ``vae``: the autoencoder job (``job: vae``);
+4. ``init``: a fresh UNet plus that Whisper, VAE (latent scaling from its statistics) and mask;
+5. ``stage2``: the stage-2 job from ``init``;
+6. the bundle is copied to ``out`` with its provenance;
+7. ``syncnet`` (optional): the SyncNet job on the same shards, written to ``syncnet_out``: the
+   scorer behind LSE-C / LSE-D for this world (no pretrained ``syncnet_v2.model`` is available).
+"""
+
+from __future__ import annotations
+
+import json
+import shutil
+import time
+from pathlib import Path
+from typing import Any, Callable
+
+import yaml
+from pydantic import BaseModel, ConfigDict, Field
+
+from lsray.models.bundle import SamplerDefaults
+from lsray.models.config import UNetConfig
+from lsray.resolution import Resolution
+
+
+class _Strict(BaseModel):
+    model_config = ConfigDict(extra="forbid")
+
+
+class WorldSettings(_Strict):
+    clips: int = Field(48, ge=1)
+    seed: int = 0
+    frame_size: int = 256  # square frames; the face is aligned to the bundle's resolution from them
+    fps: int = 25
+
+
+class WhisperSettings(_Strict):
+    d_model: int = 64
+    encoder_layers: int = 1
+    seed: int = 0
+
+
+class RecipeConfig(_Strict):
+    recipe: str = "demo"
+    work: str  # intermediate data (world, shards, checkpoints)
+    out: str  # the finished bundle
+    resolution: Resolution = 128
+    world: WorldSettings = Field(default_factory=WorldSettings)
+    whisper: WhisperSettings = Field(default_factory=WhisperSettings)
+    unet: dict[str, Any]  # UNetConfig fields (cross_attention_dim is the Whisper width)
+    sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
+    vae: dict[str, Any]  # a ``job: vae`` config without out / data.shards
+    stage2: dict[str, Any]  # a ``job: stage2`` config without bundle / out / data.shards
+    syncnet: dict[str, Any] | None = None  # a ``job: syncnet`` config without out / data.shards
+    syncnet_out: str | None = None
+
+    @classmethod
+    def read(cls, path: str | Path, **overrides: Any) -> "RecipeConfig":
+        data = yaml.safe_load(Path(path).read_text()) or {}
+        data.update({k: v for k, v in overrides.items() if v is not None})
+        return cls.model_validate(data)
+
+
+def _log(msg: str) -> None:
+    print(f"[recipe {time.strftime('%H:%M:%S')}] {msg}", flush=True)
+
+
+def build_world(cfg: RecipeConfig, root: Path) -> Path:
+    """Train-split clips + a catalog (each clip's own speech is its audio)."""
+    from lsray.synth import world
+    from lsray.synth.render import write_clip, write_speech_wav
+
+    catalog = root / "catalog.jsonl"
+    if catalog.is_file():
+        return catalog
+    root.mkdir(parents=True, exist_ok=True)
+    rows = []
+    for i, pair in enumerate(world.sample_pairs(cfg.world.seed, cfg.world.clips, "train")):
+        speech = pair.speech()
+        video = write_clip(root / f"w{i:04d}.mp4", pair.identity, speech, fps=cfg.world.fps, size=cfg.world.frame_size)
+        audio = write_speech_wav(root / f"w{i:04d}.wav", speech)
+        rows.append({"clip_id": f"w{i:04d}", "video": str(video), "audio": str(audio)})
+    tmp = catalog.with_suffix(".partial")
+    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
+    tmp.replace(catalog)
+    return catalog
+
+
+def build_assets(cfg: RecipeConfig, root: Path) -> Path:
+    """The frozen Whisper (random, seeded) and the generated inpainting mask."""
+    from PIL import Image
+
+    from lsray.models.convert import default_mask
+    from lsray.train.tiny import tiny_whisper
+
+    if (root / "whisper" / "config.json").is_file():
+        return root
+    root.mkdir(parents=True, exist_ok=True)
+    w = cfg.whisper
+    whisper = tiny_whisper(d_model=w.d_model, seed=w.seed, encoder_layers=w.encoder_layers)
+    whisper.encoder.save_pretrained(str(root / "whisper"), safe_serialization=True)
+    Image.fromarray(default_mask(256)).save(root / "mask.png")
+    return root
+
+
+def build_shards(cfg: RecipeConfig, catalog: Path, assets: Path, out: Path) -> Path:
+    from lsray.audio.whisper import WhisperEncoder
+    from lsray.train.data import INDEX_FILE, prepare_training
+
+    if (out / INDEX_FILE).is_file():
+        return out
+    whisper = WhisperEncoder.from_pretrained(str(assets / "whisper"))
+    summary = prepare_training(str(catalog), str(out), whisper=whisper, resolutions=(cfg.resolution,))
+    _log(f"shards: {summary.clips_written} clips written, {summary.dropped_no_face} without a face")
+    return out
+
+
+def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path) -> Path:
+    """A random UNet with the recipe's config around the trained parts."""
+    import torch
+
+    from lsray.models.bundle import AudioConfig, BundleConfig, MaskInfo, Provenance, VAEConfig, WhisperLayout
+    from lsray.models.unet import LipSyncUNet
+    from lsray.train.export import save_inference_bundle
+    from lsray.train.vae import read_latent_stats
+
+    if (out / "config.json").is_file():
+        return out
+    base = out.with_name(out.name + "-assets")
+    if base.exists():
+        shutil.rmtree(base)
+    shutil.copytree(assets, base)
+    shutil.copytree(vae_dir, base / "vae")
+    unet_cfg = UNetConfig.model_validate({**cfg.unet, "cross_attention_dim": cfg.whisper.d_model})
+    torch.manual_seed(cfg.world.seed)
+    unet = LipSyncUNet(unet_cfg)
+    stats = read_latent_stats(vae_dir)
+    config = BundleConfig(
+        resolution=cfg.resolution, unet=unet_cfg, sampler=cfg.sampler,
+        audio=AudioConfig(whisper=WhisperLayout(encoder_layers=cfg.whisper.encoder_layers, dim=cfg.whisper.d_model)),
+        vae=VAEConfig(scaling_factor=stats["scaling_factor"], shift_factor=stats["shift_factor"]),
+        mask=MaskInfo(source="generated"), provenance=Provenance(source=f"recipe {cfg.recipe}: random init", converted_by="lsray recipe"),
+    )
+    save_inference_bundle(out, unet, base, config)
+    shutil.rmtree(base)
+    return out
+
+
+def _train(job_cfg: dict[str, Any], done: Path, on_step: Callable[[int, dict], None]) -> list[dict]:
+    from lsray.train.config import load_job_config
+    from lsray.train.runner import train_local
+
+    cfg = load_job_config(job_cfg)
+    _, history = train_local(cfg, on_step=on_step)
+    done.write_text(json.dumps(history[-1]))
+    return history
+
+
+def _progress(name: str, every: int) -> Callable[[int, dict], None]:
+    t0 = time.perf_counter()
+
+    def report(step: int, metrics: dict) -> None:
+        if (step + 1) % every == 0:
+            shown = ", ".join(f"{k} {v:.4g}" for k, v in metrics.items() if k in ("total", "l1", "psnr", "noise", "recon"))
+            _log(f"{name} step {step + 1}: {shown} ({(time.perf_counter() - t0) / (step + 1):.2f} s/step)")
+
+    return report
+
+
+def run_recipe(cfg: RecipeConfig) -> Path:
+    """Every step (skipping finished ones); returns the bundle directory ``cfg.out``."""
+    from lsray.media.atomic import atomic_directory
+    from lsray.models.bundle import BundleConfig, Provenance
+
+    work = Path(cfg.work).expanduser()
+    work.mkdir(parents=True, exist_ok=True)
+    (work / "recipe.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    _log("world")
+    catalog = build_world(cfg, work / "world")
+    assets = build_assets(cfg, work / "assets")
+    _log("shards")
+    shards = build_shards(cfg, catalog, assets, work / "shards")
+    data = {"shards": str(shards), "image_size": cfg.resolution}
+    vae_dir, vae_done = work / "vae", work / "vae.done.json"
+    if not vae_done.is_file():
+        _log("vae")
+        vae_cfg = {**cfg.vae, "job": "vae", "out": str(vae_dir), "data": {**cfg.vae.get("data", {}), **data}}
+        _train(vae_cfg, vae_done, _progress("vae", 50))
+    init = init_bundle(cfg, assets, vae_dir, work / "init")
+    stage2_dir, stage2_done = work / "stage2", work / "stage2.done.json"
+    if not stage2_done.is_file():
+        _log("stage2")
+        s2 = {**cfg.stage2, "job": "stage2", "bundle": str(init), "out": str(stage2_dir),
+              "data": {**cfg.stage2.get("data", {}), **data}}
+        _train(s2, stage2_done, _progress("stage2", 50))
+    out = Path(cfg.out)
+    with atomic_directory(out) as tmp:
+        for item in stage2_dir.iterdir():
+            (shutil.copytree if item.is_dir() else shutil.copyfile)(item, tmp / item.name)
+        config = BundleConfig.read(tmp / "config.json")
+        steps = int(cfg.stage2.get("steps", 0))
+        config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml): synthetic world, "
+                                              f"{cfg.world.clips} train clips", global_step=steps,
+                                       converted_by="lsray recipe")
+        config.write(tmp / "config.json")
+    _log(f"bundle written to {out}")
+    if cfg.syncnet is not None and cfg.syncnet_out:
+        sync_dir, sync_done = work / "syncnet", work / "syncnet.done.json"
+        if not sync_done.is_file():
+            _log("syncnet")
+            sc = {**cfg.syncnet, "job": "syncnet", "out": str(sync_dir), "data": {**cfg.syncnet.get("data", {}),
+                                                                                  "shards": str(shards)}}
+            _train(sc, sync_done, _progress("syncnet", 50))
+        with atomic_directory(Path(cfg.syncnet_out)) as tmp:
+            for item in sync_dir.iterdir():
+                (shutil.copytree if item.is_dir() else shutil.copyfile)(item, tmp / item.name)
+        _log(f"syncnet written to {cfg.syncnet_out}")
+    return out
