@@ -58,3 +58,23 @@ def test_stage2_objective_follows_the_bundles_prediction_type(kind, tmp_path):
     for k in ("epsilon", kind):
         target = prediction_target(x0, noise, ac, t, k)
         assert torch.allclose(predicted_x0(target, noisy, ac, t, k), x0, atol=1e-4), k
+
+
+def test_decoder_only_fine_tune_keeps_every_latent(shards, tmp_path):
+    """The encoder (so the latents a UNet was trained on) and the latent scaling stay exactly
+    as they were; only the decoder moves."""
+    from diffusers import AutoencoderKL
+
+    from lsray.train.runner import train_local
+    from lsray.train.vae import read_latent_stats
+
+    data = {"shards": str(shards), "image_size": SIZE, "seq_len": 4, "stride": 4, "batch_size": 2}
+    model = {"block_out_channels": [16, 16, 32, 32], "norm_num_groups": 8}
+    train_local(load_job_config({"job": "vae", "out": str(tmp_path / "base"), "steps": 5, "model": model, "data": data}))
+    train_local(load_job_config({"job": "vae", "out": str(tmp_path / "ft"), "steps": 10, "lr": 2e-3, "model": model,
+                                 "data": data, "init": str(tmp_path / "base"), "decoder_only": True}))
+    base, ft = (AutoencoderKL.from_pretrained(str(tmp_path / n)).state_dict() for n in ("base", "ft"))
+    for key in base:
+        same = torch.equal(base[key], ft[key])
+        assert same == key.startswith(("encoder.", "quant_conv.")), key
+    assert read_latent_stats(tmp_path / "ft") == read_latent_stats(tmp_path / "base")

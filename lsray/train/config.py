@@ -149,6 +149,9 @@ class VAETrainConfig(_Strict):
     max_grad_norm: float = 1.0
     kl_weight: float = 1e-6
     mouth_weight: float = 4.0  # extra L1 weight inside the regenerated region
+    # Decoder fine-tune (as sd-vae-ft-mse did for SD): the encoder, and so every latent a UNet was
+    # trained on, stays fixed; needs ``init``, whose latent_stats.json is kept.
+    decoder_only: bool = False
 
 
 JobConfig = Stage2Config | DistillConfig | SyncNetTrainConfig | VAETrainConfig

@@ -10,6 +10,8 @@ project job or stage, each skipped when its output already exists (rerun = resum
 3. ``vae``: the autoencoder job (``job: vae``);
 4. ``init``: a fresh UNet plus that Whisper, VAE (latent scaling from its statistics) and mask;
 5. ``stage2``: the stage-2 job from ``init``;
+5b. ``vae_decoder`` (optional): the autoencoder job again, decoder only: the encoder (so every
+   latent stage 2 saw) is unchanged, the decoder sharpens; the bundle ships that VAE;
 6. the bundle is copied to ``out`` with its provenance;
 7. ``syncnet`` (optional): the SyncNet job on the same shards, written to ``syncnet_out``: the
    scorer behind LSE-C / LSE-D for this world (no pretrained ``syncnet_v2.model`` is available).
@@ -59,6 +61,7 @@ class RecipeConfig(_Strict):
     sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
     vae: dict[str, Any]  # a ``job: vae`` config without out / data.shards
     stage2: dict[str, Any]  # a ``job: stage2`` config without bundle / out / data.shards
+    vae_decoder: dict[str, Any] | None = None  # a ``job: vae`` config (decoder_only) without init / out / data.shards
     syncnet: dict[str, Any] | None = None  # a ``job: syncnet`` config without out / data.shards
     syncnet_out: str | None = None
 
@@ -201,10 +204,19 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         s2 = {**cfg.stage2, "job": "stage2", "bundle": str(init), "out": str(stage2_dir),
               "data": {**cfg.stage2.get("data", {}), **data}}
         _train(s2, stage2_done, _progress("stage2", 50))
+    shipped_vae = None
+    if cfg.vae_decoder is not None:
+        shipped_vae, ft_done = work / "vae-decoder", work / "vae-decoder.done.json"
+        if not ft_done.is_file():
+            _log("vae decoder")
+            ft = {**cfg.vae_decoder, "job": "vae", "decoder_only": True, "init": str(vae_dir), "out": str(shipped_vae),
+                  "data": {**cfg.vae_decoder.get("data", {}), **data}}
+            _train(ft, ft_done, _progress("vae decoder", 100))
     out = Path(cfg.out)
     with atomic_directory(out) as tmp:
         for item in stage2_dir.iterdir():
-            (shutil.copytree if item.is_dir() else shutil.copyfile)(item, tmp / item.name)
+            src = shipped_vae if item.name == "vae" and shipped_vae is not None else item
+            (shutil.copytree if src.is_dir() else shutil.copyfile)(src, tmp / item.name)
         config = BundleConfig.read(tmp / "config.json")
         steps = int(cfg.stage2.get("steps", 0))
         config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml): synthetic world, "

@@ -45,13 +45,14 @@ def read_latent_stats(vae_dir: str | Path) -> dict[str, float]:
 class AutoencoderPass(torch.nn.Module):
     """Encode, sample, decode in one ``forward`` (what DistributedDataParallel wraps)."""
 
-    def __init__(self, vae) -> None:
+    def __init__(self, vae, sample: bool = True) -> None:
         super().__init__()
-        self.vae = vae
+        self.vae, self.sample = vae, sample
 
     def forward(self, images: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
         posterior = self.vae.encode(images).latent_dist
-        return self.vae.decode(posterior.sample()).sample, posterior.mean, posterior.logvar
+        z = posterior.sample() if self.sample else posterior.mode()  # the mean, as inference encodes
+        return self.vae.decode(z).sample, posterior.mean, posterior.logvar
 
 
 class VAEJob:
@@ -63,9 +64,14 @@ class VAEJob:
 
         self.cfg, self.device = cfg, device
         self.vae = build_vae(cfg).to(device).train()
-        passes = AutoencoderPass(self.vae)
+        if cfg.decoder_only:
+            if not cfg.init:
+                raise ValueError("decoder_only needs init: the autoencoder whose encoder stays fixed")
+            for module in (self.vae.encoder, self.vae.quant_conv):
+                module.requires_grad_(False).eval()
+        passes = AutoencoderPass(self.vae, sample=not cfg.decoder_only)
         self.model = torch.nn.parallel.DistributedDataParallel(passes) if world > 1 else passes
-        self.opt = torch.optim.AdamW(self.vae.parameters(), lr=cfg.lr)
+        self.opt = torch.optim.AdamW([p for p in self.vae.parameters() if p.requires_grad], lr=cfg.lr)
         size = cfg.data.image_size
         keep = load_inpaint_mask(cfg.mask, size) if cfg.mask else load_mask(cfg.data.shards, size)
         # (1, 1, S, S): 1 everywhere plus mouth_weight where the UNet regenerates the face
@@ -82,6 +88,8 @@ class VAEJob:
         self._moments = state["moments"].clone()
 
     def latent_stats(self) -> dict[str, float]:
+        if self.cfg.decoder_only:
+            return read_latent_stats(self.cfg.init)  # same encoder, same latents: same scaling
         s, s2, n = (float(x) for x in self._moments)
         if n == 0:
             return {"scaling_factor": 1.0, "shift_factor": 0.0}
@@ -111,7 +119,7 @@ class VAEJob:
         out = self.losses(batch, step)
         self.opt.zero_grad(set_to_none=True)
         out["total"].backward()
-        torch.nn.utils.clip_grad_norm_(self.vae.parameters(), self.cfg.max_grad_norm)
+        torch.nn.utils.clip_grad_norm_([p for p in self.vae.parameters() if p.requires_grad], self.cfg.max_grad_norm)
         self.opt.step()
         return {k: float(v.detach()) for k, v in out.items()}
 
