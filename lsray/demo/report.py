@@ -19,7 +19,7 @@ from typing import Any, Sequence
 
 import numpy as np
 
-from lsray.demo.catalog import DemoClip
+from lsray.demo.catalog import FPS, DemoClip
 
 
 @dataclass
@@ -41,7 +41,7 @@ def _sync_faces(frames: np.ndarray, fallback_boxes) -> np.ndarray:
     from lsray.eval.clip import face_crops
     from lsray.face import aligned_face_crops
 
-    crops, indices = aligned_face_crops(frames, 25.0, 128)
+    crops, indices = aligned_face_crops(frames, FPS, 128)
     return crops if len(indices) == len(frames) else face_crops(frames, fallback_boxes)
 
 
