@@ -32,7 +32,7 @@ from typing import Any
 REPO = Path(__file__).resolve().parents[1]
 
 
-def finetune(name: str, start: Path, shards: Path, work: Path, steps: int, **over: Any) -> Path:
+def finetune(name: str, start: Path, data: dict[str, Any], work: Path, steps: int, **over: Any) -> Path:
     from lsray.train.config import load_job_config
     from lsray.train.runner import train_local
 
@@ -41,8 +41,7 @@ def finetune(name: str, start: Path, shards: Path, work: Path, steps: int, **ove
         return out
     cfg = {"job": "stage2", "bundle": str(start), "out": str(out), "steps": steps, "lr": 2e-4, "trainable": [""],
            "unet_overrides": {}, "recon_weight": 0.0, "smooth_weight": 0.0, "anchor_weight": 0.0, "discriminator": None,
-           "data": {"shards": str(shards), "image_size": 128, "seq_len": 8, "stride": 4, "batch_size": 2,
-                    "cache_in_memory": True}}
+           "data": data}
     cfg.update(over)
     t0 = time.perf_counter()
     train_local(load_job_config(cfg))
@@ -50,7 +49,7 @@ def finetune(name: str, start: Path, shards: Path, work: Path, steps: int, **ove
     return out
 
 
-def distill(start: Path, shards: Path, work: Path, steps: int) -> Path:
+def distill(start: Path, data: dict[str, Any], work: Path, steps: int) -> Path:
     from lsray.train.config import load_job_config
     from lsray.train.runner import train_local
 
@@ -59,9 +58,7 @@ def distill(start: Path, shards: Path, work: Path, steps: int) -> Path:
         train_local(load_job_config({
             "job": "distill", "teacher": str(start), "out": str(out), "steps": steps, "lr": 2e-4,
             "time_cond_proj_dim": 32, "num_ddim_timesteps": 20, "w_min": 1.0, "w_max": 1.0, "teacher_guidance": 1.0,
-            "teacher_steps": 4, "student_steps": 4, "ema_decay": 0.9,
-            "data": {"shards": str(shards), "image_size": 128, "seq_len": 8, "stride": 4, "batch_size": 2,
-                     "cache_in_memory": True}}))
+            "teacher_steps": 4, "student_steps": 4, "ema_decay": 0.9, "data": data}))
     return out
 
 
@@ -105,6 +102,7 @@ def main(argv: list[str] | None = None) -> int:
     from lsray.demo.catalog import build_demo_catalog
     from lsray.eval import ProjectSyncNetScorer
     from lsray.models.syncnet import SyncNet
+    from lsray.train.recipe import RecipeConfig
     from lsray.train.tiny import tiny_phoneme_encoder
 
     torch.set_num_threads(2)
@@ -114,6 +112,8 @@ def main(argv: list[str] | None = None) -> int:
     _, clips = build_demo_catalog(bench / "clips", clips=args.clips, seed=1)
     scorer = ProjectSyncNetScorer(SyncNet.from_pretrained(args.syncnet))
     start = Path(args.bundle)
+    recipe = RecipeConfig.read(work / "recipe.yaml")  # what the bundle was trained on, as the recipe wrote it
+    data = {**recipe.stage2.get("data", {}), "shards": str(shards), "image_size": recipe.resolution}
 
     fused_shards = work / "shards-fused"
     phoneme_dir = work / "assets" / "phoneme"
@@ -125,7 +125,7 @@ def main(argv: list[str] | None = None) -> int:
         encoder.save_pretrained(phoneme_dir)
         prepare_training(str(work / "world" / "catalog.jsonl"), str(fused_shards),
                          whisper=WhisperEncoder.from_pretrained(str(start / "whisper")), phoneme=encoder,
-                         resolutions=(128,))
+                         resolutions=(recipe.resolution,))
     whisper_dim = json.loads((start / "config.json").read_text())["audio"]["whisper"]["dim"]
 
     rows: list[dict[str, Any]] = []
@@ -136,16 +136,16 @@ def main(argv: list[str] | None = None) -> int:
         rows.append({"variant": name, **m})
         print(f"{name}: {json.dumps(m)} ({time.perf_counter() - t0:.0f} s)", file=sys.stderr)
 
-    ref = finetune("reference", start, shards, bench, args.steps)
+    ref = finetune("reference", start, data, bench, args.steps)
     add("reference (all upgrades of the demo bundle, DDIM 4 steps)", ref)
-    add("- hierarchical temporal", finetune("no-temporal", start, shards, bench, args.steps,
+    add("- hierarchical temporal", finetune("no-temporal", start, data, bench, args.steps,
                                             unet_overrides={"temporal": {"band": None, "anchor_stride": None}}))
-    add("+ fused audio", finetune("fused", start, fused_shards, bench, args.steps, phoneme=str(phoneme_dir),
-                                  unet_overrides={"cross_attention_dim": whisper_dim + 128}))
-    add("+ discriminator", finetune("discriminator", start, shards, bench, args.steps, recon_weight=1.0,
+    add("+ fused audio", finetune("fused", start, {**data, "shards": str(fused_shards)}, bench, args.steps,
+                                  phoneme=str(phoneme_dir), unet_overrides={"cross_attention_dim": whisper_dim + 128}))
+    add("+ discriminator", finetune("discriminator", start, data, bench, args.steps, recon_weight=1.0,
                                     discriminator={"crop_size": 48, "ndf": 16, "n_layers": 2, "norm_groups": 4},
                                     adv_weight=0.05, adv_warmup_steps=max(1, args.steps // 5)))
-    student = distill(ref, shards, bench, args.steps)
+    student = distill(ref, data, bench, args.steps)
     for n in (1, 2, 4):
         add(f"consistency, {n} step{'s' if n > 1 else ''}", student, sampler="lcm", steps=n)
     result = {"protocol": __doc__, "steps": args.steps, "clips": [c.clip_id for c in clips], "rows": rows}

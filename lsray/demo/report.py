@@ -207,8 +207,9 @@ photo), dubbed by the batch job on local Ray with the bundle <code>{html.escape(
 <h2>Before / after</h2>{stills}
 </body></html>
 """
+    from lsray.media.atomic import atomic_output
+
     path = out_dir / "report.html"
-    tmp = path.with_suffix(".partial")
-    tmp.write_text(page)
-    tmp.replace(path)
+    with atomic_output(path) as tmp:
+        tmp.write_text(page)
     return path

@@ -78,6 +78,7 @@ def _log(msg: str) -> None:
 
 def build_world(cfg: RecipeConfig, root: Path) -> Path:
     """Train-split clips + a catalog (each clip's own speech is its audio)."""
+    from lsray.media.atomic import atomic_output
     from lsray.synth import world
     from lsray.synth.render import write_clip, write_speech_wav
 
@@ -91,9 +92,8 @@ def build_world(cfg: RecipeConfig, root: Path) -> Path:
         video = write_clip(root / f"w{i:04d}.mp4", pair.identity, speech, fps=cfg.world.fps, size=cfg.world.frame_size)
         audio = write_speech_wav(root / f"w{i:04d}.wav", speech)
         rows.append({"clip_id": f"w{i:04d}", "video": str(video), "audio": str(audio)})
-    tmp = catalog.with_suffix(".partial")
-    tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
-    tmp.replace(catalog)
+    with atomic_output(catalog) as tmp:
+        tmp.write_text("".join(json.dumps(r) + "\n" for r in rows))
     return catalog
 
 
@@ -214,9 +214,10 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             _train(ft, ft_done, _progress("vae decoder", 100))
     out = Path(cfg.out)
     with atomic_directory(out) as tmp:
-        for item in stage2_dir.iterdir():
-            src = shipped_vae if item.name == "vae" and shipped_vae is not None else item
-            (shutil.copytree if src.is_dir() else shutil.copyfile)(src, tmp / item.name)
+        shutil.copytree(stage2_dir, tmp, dirs_exist_ok=True)
+        if shipped_vae is not None:
+            shutil.rmtree(tmp / "vae")
+            shutil.copytree(shipped_vae, tmp / "vae")
         config = BundleConfig.read(tmp / "config.json")
         steps = int(cfg.stage2.get("steps", 0))
         config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml): synthetic world, "
@@ -232,7 +233,6 @@ def run_recipe(cfg: RecipeConfig) -> Path:
                                                                                   "shards": str(shards)}}
             _train(sc, sync_done, _progress("syncnet", 50))
         with atomic_directory(Path(cfg.syncnet_out)) as tmp:
-            for item in sync_dir.iterdir():
-                (shutil.copytree if item.is_dir() else shutil.copyfile)(item, tmp / item.name)
+            shutil.copytree(sync_dir, tmp, dirs_exist_ok=True)
         _log(f"syncnet written to {cfg.syncnet_out}")
     return out
