@@ -37,6 +37,9 @@ def test_nested_commands_slot_in(monkeypatch, capsys):
     from lsray import cli
 
     seen = {}
+    # Load every command module first: a module first imported under the patch would register
+    # into the throwaway copy and be missing from the real registry for the rest of the session.
+    cli.build_parser()
     monkeypatch.setattr(cli, "COMMANDS", list(COMMANDS))
     cli.register("k8s example", "a nested command beside the real `k8s render`", lambda p: p.add_argument("--replicas", type=int),
                  lambda a: seen.setdefault("replicas", a.replicas) and 0)
