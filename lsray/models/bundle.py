@@ -87,6 +87,11 @@ class SamplerDefaults(BaseModel):
     guidance_scale: float = Field(1.5, ge=0.0)
     eta: float = 0.0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
+    # Detail transfer: add the decoded *change* (decode(generated) - decode(source latents)) to the
+    # source pixels instead of pasting the decoded face, so whatever the UNet leaves alone keeps
+    # the source's exact pixels rather than the VAE's reconstruction of them (sharp lower face
+    # with a small VAE). Costs one more VAE decode per frame; off = LatentSync's paste.
+    detail_transfer: bool = False
 
 
 class VAEConfig(BaseModel):

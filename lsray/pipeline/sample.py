@@ -2,7 +2,9 @@
 
 Per window (LatentSync's inference step by step): masked and reference frames are encoded,
 one noise frame is shared by all frames, the UNet denoises with the chosen sampler, and the
-decoded face keeps the reference outside the mask (``decoded * (1 - mask) + ref * mask``).
+decoded face keeps the reference outside the mask (``decoded * (1 - mask) + ref * mask``); with
+the bundle's ``detail_transfer``, the masked part is instead the reference plus the decoded
+change, ``ref + decode(z) - decode(z_ref)`` (the VAE's reconstruction error cancels).
 Windows with no frame to change (no face, or silence that keeps the original mouth) skip the
 UNet entirely. Noise is seeded per (clip, window), so a window's result does not depend on how
 the clip was sharded or which worker ran it.
@@ -34,6 +36,7 @@ class SamplerSettings:
     scaling_factor: float = 0.18215
     shift_factor: float = 0.0
     scheduler_config: dict | None = None
+    detail_transfer: bool = False  # see SamplerDefaults.detail_transfer
 
 
 def window_seed(seed: int, clip_id: str, window: int) -> int:
@@ -132,16 +135,25 @@ class SampleStage:
             )
             gen = torch.Generator().manual_seed(window_seed(opts.seed, shard.plan.clip_id, first_window + w0 // WINDOW_FRAMES))
             scheduler = make_scheduler(opts.sampler, self.settings.scheduler_config)
-            noise = initial_noise(1, WINDOW_FRAMES, h, w, generator=gen, device=self.device) * scheduler.init_noise_sigma
+            noise = initial_noise(1, WINDOW_FRAMES, h, w, generator=gen, device=self.device,
+                                  channels=self.unet.config.out_channels) * scheduler.init_noise_sigma
             shard.timings["vae"] += time.perf_counter() - t0
             yield _Window(shard, idx, pixels, mask, cond, noise, gen, (opts.sampler, steps, guidance, h, w))
 
+    def _unscale(self, latents: torch.Tensor) -> torch.Tensor:
+        """UNet-space (c, f, h, w) -> VAE-space (f, c, h, w)."""
+        return latents.permute(1, 0, 2, 3) / self.settings.scaling_factor + self.settings.shift_factor
+
     @torch.no_grad()
     def _finish(self, w: "_Window", latents: torch.Tensor) -> None:
-        """Decode one window's latents (4, f, h, w) and keep the reference outside the mask."""
+        """Decode one window's latents (c, f, h, w) and keep the reference outside the mask."""
         t0 = time.perf_counter()
-        z = latents.permute(1, 0, 2, 3) / self.settings.scaling_factor + self.settings.shift_factor  # f 4 h w
-        decoded = self.vae.decode(z).sample.clamp(-1, 1)  # f 3 S S
+        z = self._unscale(latents)  # f c h w
+        if self.settings.detail_transfer:
+            both = self.vae.decode(torch.cat([z, self._unscale(w.cond.ref[0])])).sample  # 2f 3 S S
+            decoded = (w.pixels + both[: len(z)] - both[len(z):]).clamp(-1, 1)
+        else:
+            decoded = self.vae.decode(z).sample.clamp(-1, 1)  # f 3 S S
         face = decoded * (1 - w.mask) + w.pixels * w.mask
         out = ((face + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
         w.shard.generated[w.idx] = out[: len(w.idx)]

@@ -22,6 +22,7 @@ def settings_from_config(cfg: BundleConfig) -> SamplerSettings:
         scaling_factor=cfg.vae.scaling_factor,
         shift_factor=cfg.vae.shift_factor,
         scheduler_config=cfg.sampler.scheduler.model_dump(),
+        detail_transfer=cfg.sampler.detail_transfer,
     )
 
 

@@ -33,14 +33,14 @@ class WindowConditioning:
 
 def initial_noise(
     batch: int, frames: int, height: int, width: int, generator: torch.Generator | None = None,
-    dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu",
+    dtype: torch.dtype = torch.float32, device: torch.device | str = "cpu", channels: int = 4,
 ) -> torch.Tensor:
     """LatentSync's start: ONE noise frame per clip, repeated over the window's frames.
 
-    Returns (B, 4, F, h, w). Sharing the noise across frames is what keeps the unmasked texture
+    Returns (B, channels, F, h, w) (``channels``: the VAE's latent channels). Sharing the noise across frames is what keeps the unmasked texture
     steady from frame to frame. Scale by the scheduler's ``init_noise_sigma`` before use.
     """
-    noise = torch.randn((batch, 4, 1, height, width), generator=generator, dtype=dtype, device="cpu")
+    noise = torch.randn((batch, channels, 1, height, width), generator=generator, dtype=dtype, device="cpu")
     return noise.to(device).repeat(1, 1, frames, 1, 1)
 
 
