@@ -62,3 +62,15 @@ def test_initial_noise_is_one_frame_repeated():
     z = initial_noise(2, 8, 4, 4, generator=torch.Generator().manual_seed(1))
     assert z.shape == (2, 4, 8, 4, 4)
     assert torch.equal(z[:, :, 0], z[:, :, 7]) and not torch.equal(z[0], z[1])
+
+
+@pytest.mark.parametrize("shared", [0.0, 0.5, 1.0])
+def test_training_noise_shares_the_asked_fraction_of_its_variance(shared):
+    from lsray.train.latents import sample_noise
+
+    n = sample_noise(torch.zeros(64, 4, 2, 8, 8), shared, torch.Generator().manual_seed(0))
+    a, b = n[:, :, 0].flatten(), n[:, :, 1].flatten()
+    assert abs(float(a.var()) - 1) < 0.05 and abs(float(b.var()) - 1) < 0.05
+    assert abs(float((a * b).mean()) - shared) < 0.05  # frame-to-frame covariance = the shared part
+    with pytest.raises(ValueError):
+        sample_noise(torch.zeros(1, 4, 2, 8, 8), 1.5)

@@ -44,7 +44,9 @@ class DataSettings(_Strict):
     stride: int = Field(8, ge=1)
     batch_size: int = Field(1, ge=1)  # per worker
     cache_in_memory: bool = False  # keep each worker's shard in RAM (small datasets)
-    shared_noise: bool = True  # one noise frame repeated over the sequence, as at inference
+    # fraction of the training noise's variance shared by all frames (1 = one frame repeated, as at
+    # inference; 0 = i.i.d.; 0.5 = mixed noise); see lsray.train.latents.sample_noise
+    shared_noise: float = Field(1.0, ge=0.0, le=1.0)
     seed: int = 0
 
 

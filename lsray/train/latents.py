@@ -72,13 +72,27 @@ class LatentCodec:
         )
 
 
-def sample_noise(latents: torch.Tensor, shared: bool, generator: torch.Generator | None = None) -> torch.Tensor:
-    """Training noise: one frame repeated over the sequence (``shared``, as at inference) or i.i.d."""
+def sample_noise(latents: torch.Tensor, shared: float, generator: torch.Generator | None = None) -> torch.Tensor:
+    """Training noise whose variance is the fraction ``shared`` one frame repeated over the sequence
+    (1: as at inference) and the rest i.i.d. per frame (0: plain diffusion noise).
+
+    Fully shared noise leaks the answer: frame differences of the noisy latents are then
+    sqrt(alpha_bar) * (x_i - x_j) at every t, so the UNet learns the mouth's motion from its own
+    input instead of the audio, and at inference (no such signal in the start noise) holds the
+    mouth still. A mixture (PYoCo's mixed noise, 0.5 = alpha 1) keeps most of the steadiness of
+    shared noise without the leak.
+    """
     b, c, f, h, w = latents.shape
-    if shared:
-        n = torch.randn((b, c, 1, h, w), generator=generator).to(latents.device)
-        return n.expand(b, c, f, h, w).contiguous()
-    return torch.randn((b, c, f, h, w), generator=generator).to(latents.device)
+    if not 0.0 <= shared <= 1.0:
+        raise ValueError(f"shared noise fraction must be in [0, 1], got {shared}")
+    n = None
+    if shared > 0:
+        n = torch.randn((b, c, 1, h, w), generator=generator).expand(b, c, f, h, w)
+        if shared == 1:
+            return n.contiguous().to(latents.device)
+        n = n * shared**0.5
+    i = torch.randn((b, c, f, h, w), generator=generator) * (1.0 - shared) ** 0.5
+    return (i if n is None else n + i).to(latents.device)
 
 
 def predicted_x0(pred: torch.Tensor, noisy: torch.Tensor, alphas_cumprod: torch.Tensor, t: torch.Tensor,
