@@ -178,6 +178,20 @@ def _progress(name: str, every: int) -> Callable[[int, dict], None]:
     return report
 
 
+def _claim_work(cfg: RecipeConfig, record: Path) -> None:
+    """Resume only what this recipe made: a work folder holding another recipe's steps would be
+    silently reused (e.g. a 48-clip world under a 192-clip config), so that is refused."""
+    mine = cfg.model_dump(mode="json")
+    if record.is_file():
+        theirs = yaml.safe_load(record.read_text()) or {}
+        changed = sorted(k for k in set(mine) | set(theirs) if k not in ("work", "out", "syncnet_out")
+                         and mine.get(k) != theirs.get(k))
+        if changed:
+            raise ValueError(f"{record.parent} holds a recipe that differs in {', '.join(changed)}; "
+                             "pass another --work (or delete that folder) to start over")
+    record.write_text(yaml.safe_dump(mine, sort_keys=False))
+
+
 def run_recipe(cfg: RecipeConfig) -> Path:
     """Every step (skipping finished ones); returns the bundle directory ``cfg.out``."""
     from lsray.media.atomic import atomic_directory
@@ -185,7 +199,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
 
     work = Path(cfg.work).expanduser()
     work.mkdir(parents=True, exist_ok=True)
-    (work / "recipe.yaml").write_text(yaml.safe_dump(cfg.model_dump(mode="json"), sort_keys=False))
+    _claim_work(cfg, work / "recipe.yaml")
     _log("world")
     catalog = build_world(cfg, work / "world")
     assets = build_assets(cfg, work / "assets")
