@@ -156,3 +156,30 @@ def test_gradient_checkpointing_gives_the_same_gradients():
     assert set(ckpt.state_dict()) == set(unet.state_dict())
     for (n, a), (_, b) in zip(unet.named_parameters(), ckpt.named_parameters()):
         torch.testing.assert_close(a.grad, b.grad, msg=n)
+
+
+@pytest.mark.parametrize("mouth_weight", [0.0, 3.0])
+def test_mouth_weight_weights_the_regenerated_region(tiny, monkeypatch, mouth_weight):
+    """An error of 1 only inside the regenerated region: plain MSE gives its share R / N of the
+    latent, the weighted loss (1 + w) R / (N + w R)."""
+    import lsray.train.stage2 as stage2
+    from lsray.train.data import collate, local_sequences
+    from lsray.train.runner import sequence_kwargs
+
+    cfg = load_job_config(stage2_config(tiny, tiny["root"] / "mw", mouth_weight=mouth_weight, discriminator=None,
+                                        recon_weight=0.0, smooth_weight=0.0, anchor_weight=0.0))
+    job = stage2.Stage2Job(cfg, torch.device("cpu"))
+    regen = []
+
+    def model(inp, t, audio, a0, window):
+        r = (1.0 - inp[:, 4:5]).expand(-1, 4, -1, -1, -1)  # side[0] is the keep-mask (1 = keep)
+        regen.append(r)
+        return r, None
+
+    monkeypatch.setattr(job, "model", model)
+    monkeypatch.setattr(stage2, "prediction_target", lambda latents, *a: torch.zeros_like(latents))
+    batch = collate(local_sequences(str(tiny["shards"]), **sequence_kwargs(cfg))[:2])
+    loss = float(job.losses(batch, 0)["noise"])
+    r, n = float(regen[0].sum()), regen[0].numel()
+    assert 0 < r < n
+    assert loss == pytest.approx((1 + mouth_weight) * r / (n + mouth_weight * r), rel=1e-5)

@@ -37,8 +37,9 @@ def initial_noise(
 ) -> torch.Tensor:
     """LatentSync's start: ONE noise frame per clip, repeated over the window's frames.
 
-    Returns (B, channels, F, h, w) (``channels``: the VAE's latent channels). Sharing the noise across frames is what keeps the unmasked texture
-    steady from frame to frame. Scale by the scheduler's ``init_noise_sigma`` before use.
+    Returns (B, channels, F, h, w) (``channels``: the VAE's latent channels). Sharing the noise
+    across frames is what keeps the unmasked texture steady from frame to frame. Scale by the
+    scheduler's ``init_noise_sigma`` before use.
     """
     noise = torch.randn((batch, channels, 1, height, width), generator=generator, dtype=dtype, device="cpu")
     return noise.to(device).repeat(1, 1, frames, 1, 1)

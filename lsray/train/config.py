@@ -71,6 +71,9 @@ class Stage2Config(_Strict):
     phoneme: str | None = None
     # LatentSync stage-2 terms
     noise_weight: float = 1.0
+    # extra weight of the diffusion loss inside the regenerated (mouth) region: the rest of the
+    # latent is given by the masked frame, and without it the mouth's share of the loss is small
+    mouth_weight: float = Field(0.0, ge=0.0)
     recon_weight: float = 1.0  # L1 between decoded x0 estimate and the frame
     sync_weight: float = 0.05
     syncnet: str | None = None  # SyncNet.save_pretrained directory; no sync loss without it

@@ -196,7 +196,11 @@ class Stage2Job:
             a0, window = stride * (step % n_starts), cfg.anchor_window  # anchor-aligned, cycling
         pred, pred_w = self.model(inp, t, lb.audio, a0, window)  # b 4 f h w
         target = prediction_target(lb.latents, noise, self.alphas_cumprod, t, self.prediction_type)
-        out: dict[str, torch.Tensor] = {"noise": F.mse_loss(pred, target)}
+        if cfg.mouth_weight > 0:  # weighted mean, same scale as the plain MSE
+            weight = (1.0 + cfg.mouth_weight * lb.regenerated).expand_as(pred)
+            out: dict[str, torch.Tensor] = {"noise": (weight * (pred - target) ** 2).sum() / weight.sum()}
+        else:
+            out = {"noise": F.mse_loss(pred, target)}
         total = cfg.noise_weight * out["noise"]
 
         x0 = predicted_x0(pred, noisy, self.alphas_cumprod, t, self.prediction_type)  # b 4 f h w
