@@ -70,6 +70,7 @@ def build_demo_catalog(root: str | Path, clips: int = 5, seed: int = 0, photo: b
     """Write the demo inputs under ``root`` and ``root/catalog.jsonl``; return (catalog, clips).
     The last clip is the astronaut photo when ``photo``."""
     from lsray.media import VideoWriter
+    from lsray.media.atomic import atomic_output
     from lsray.synth.render import num_frames, render_frames
     from lsray.synth.speech import synthesize
     from lsray.synth.visemes import viseme_track
@@ -101,6 +102,7 @@ def build_demo_catalog(root: str | Path, clips: int = 5, seed: int = 0, photo: b
         made.append(DemoClip(clip_id=cid, video=str(paths["source"]), audio=str(dub_wav), oracle=str(paths["oracle"]),
                              source_language=src_lang, target_language=dub_lang, frames=frames, identity=ident))
     catalog = root / "catalog.jsonl"
-    catalog.write_text("".join(json.dumps({"clip_id": c.clip_id, "video": c.video, "audio": c.audio,
+    with atomic_output(catalog) as tmp:
+        tmp.write_text("".join(json.dumps({"clip_id": c.clip_id, "video": c.video, "audio": c.audio,
                                            "target_language": c.target_language}) + "\n" for c in made))
     return catalog, made

@@ -169,11 +169,14 @@ def _fmt(v: Any, digits: int = 2) -> str:
 
 def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str, Any], bundle: str) -> Path:
     """``out_dir/report.html`` (self-contained: images inline) and ``out_dir/metrics.json``."""
+    from lsray.media.atomic import atomic_output
+
     out_dir = Path(out_dir)
-    (out_dir / "metrics.json").write_text(json.dumps({"summary": summary, "clips": [
-        {"clip_id": r.clip.clip_id, "status": r.status, "error": r.error, "output": r.output, "metrics": r.metrics,
-         "keep_source": r.baseline, "lse_c_unsynced": r.lse_c_unsynced, "lse_c_oracle": r.lse_c_oracle,
-         "seconds_per_frame": r.seconds_per_frame} for r in rows]}, indent=2, default=str))
+    with atomic_output(out_dir / "metrics.json") as tmp:
+        tmp.write_text(json.dumps({"summary": summary, "clips": [
+            {"clip_id": r.clip.clip_id, "status": r.status, "error": r.error, "output": r.output, "metrics": r.metrics,
+             "keep_source": r.baseline, "lse_c_unsynced": r.lse_c_unsynced, "lse_c_oracle": r.lse_c_oracle,
+             "seconds_per_frame": r.seconds_per_frame} for r in rows]}, indent=2, default=str))
     head = ("clip", "languages", "status", "frames", "mouth PSNR dB", "keep-source PSNR dB", "mouth SSIM", "LSE-C",
             "LSE-C unsynced", "LSE-C oracle", "LSE-D", "flicker", "boundary jump", "s / frame")
     body = []
@@ -207,8 +210,6 @@ photo), dubbed by the batch job on local Ray with the bundle <code>{html.escape(
 <h2>Before / after</h2>{stills}
 </body></html>
 """
-    from lsray.media.atomic import atomic_output
-
     path = out_dir / "report.html"
     with atomic_output(path) as tmp:
         tmp.write_text(page)
