@@ -1,5 +1,6 @@
-"""The demo recipe (jobs/train_demo.py) at toy size: every step runs, a rerun resumes, and a work
-folder of another recipe is refused rather than silently reused."""
+"""The demo recipe (jobs/train_demo.py) at toy size: every step runs, a rerun resumes, the audio
+check stops a UNet that ignores its audio, and a work folder of another recipe is refused rather
+than silently reused."""
 
 from __future__ import annotations
 
@@ -7,6 +8,7 @@ from pathlib import Path
 
 import pytest
 
+from lsray.errors import LsrayError
 from lsray.train.recipe import RecipeConfig, run_recipe
 
 pytestmark = pytest.mark.slow
@@ -57,6 +59,15 @@ def test_recipe_builds_a_bundle_resumes_and_guards_its_work_folder(tmp_path):
     assert {p.name: p.stat().st_mtime_ns for p in work.glob("*.done.json")} == done
     assert (load_bundle(out, device="cpu").unet.state_dict()["conv_in.weight"]
             == bundle.unet.state_dict()["conv_in.weight"]).all()
+
+    # the audio check changes no artefact: it may be added to a finished work folder; a UNet of
+    # two steps cannot make the wrong audio 1000 % worse, so the recipe stops before publishing
+    strict = _config(tmp_path, audio_check={"sequences": 4, "min_gain": 10.0})
+    published = (out / "unet.safetensors").stat().st_mtime_ns
+    with pytest.raises(LsrayError, match=r"ignores its audio: x0 error at t=999 over 4 sequences"):
+        run_recipe(strict)
+    assert (out / "unet.safetensors").stat().st_mtime_ns == published
+    run_recipe(_config(tmp_path, audio_check={"sequences": 4, "min_gain": -1.0}))
 
     bigger = _config(tmp_path, world={"clips": 3, "seed": 0, "frame_size": 256, "fps": 25})
     with pytest.raises(ValueError, match=r"differs in world"):

@@ -183,3 +183,29 @@ def test_mouth_weight_weights_the_regenerated_region(tiny, monkeypatch, mouth_we
     r, n = float(regen[0].sum()), regen[0].numel()
     assert 0 < r < n
     assert loss == pytest.approx((1 + mouth_weight) * r / (n + mouth_weight * r), rel=1e-5)
+
+
+def test_audio_check_sees_a_deaf_unet_and_a_listening_one(tiny):
+    """The recipe's audio check: a UNet whose cross-attention outputs are zeroed cannot depend on
+    the audio (the right and the wrong audio give the same x0 error, to the bit); the random UNet
+    as built does depend on it."""
+    from lsray.models import load_bundle
+    from lsray.models.bundle import BundleConfig
+    from lsray.train.audio_check import audio_reliance
+    from lsray.train.export import save_inference_bundle
+
+    kw = {"sequences": 6, "seq_len": FRAMES, "batch_size": 3, "image_size": SIZE}
+    listening = audio_reliance(tiny["bundle"], tiny["shards"], **kw)
+    assert listening.sequences == 6 and listening.right != listening.shuffled
+
+    bundle = load_bundle(tiny["bundle"], device="cpu")
+    unet = bundle.unet
+    with torch.no_grad():
+        for name, p in unet.named_parameters():
+            if ".attn2.to_out." in name:  # the audio cross-attention's output projection
+                p.zero_()
+    deaf_dir = tiny["root"] / "deaf"
+    save_inference_bundle(deaf_dir, unet, tiny["bundle"], BundleConfig.read(Path(tiny["bundle"]) / "config.json"))
+    deaf = audio_reliance(deaf_dir, tiny["shards"], **kw)
+    assert deaf.right == deaf.shuffled and deaf.gain == 0.0
+    assert "another sequence's (+0.0 %)" in deaf.describe()

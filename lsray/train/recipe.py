@@ -10,6 +10,9 @@ project job or stage, each skipped when its output already exists (rerun = resum
 3. ``vae``: the autoencoder job (``job: vae``);
 4. ``init``: a fresh UNet plus that Whisper, VAE (latent scaling from its statistics) and mask;
 5. ``stage2``: the stage-2 job from ``init``;
+5a. ``audio_check`` (optional): the stage-2 UNet must do clearly worse with the wrong audio
+   (:mod:`lsray.train.audio_check`); a UNet that learned to ignore its audio fails the recipe
+   here, before anything is published;
 5b. ``vae_decoder`` (optional): the autoencoder job again, decoder only: the encoder (so every
    latent stage 2 saw) is unchanged, the decoder sharpens; the bundle ships that VAE;
 6. the bundle is copied to ``out`` with its provenance;
@@ -45,9 +48,21 @@ class WorldSettings(_Strict):
 
 
 class WhisperSettings(_Strict):
+    """The recipe's random, frozen Whisper (:func:`lsray.train.tiny.tiny_whisper`)."""
+
     d_model: int = 64
     encoder_layers: int = 1
     seed: int = 0
+    conv_gain: float = 4.0  # the mel must reach the features ...
+    position_scale: float = 0.1  # ... and not drown in the position table
+
+
+class AudioCheckSettings(_Strict):
+    """:func:`lsray.train.audio_check.audio_reliance` on the train shards after stage 2."""
+
+    timestep: int = Field(999, ge=0)
+    sequences: int = Field(64, ge=2)
+    min_gain: float = 0.25  # the wrong audio must raise the x0 error by at least this fraction
 
 
 class RecipeConfig(_Strict):
@@ -64,6 +79,7 @@ class RecipeConfig(_Strict):
     vae_decoder: dict[str, Any] | None = None  # a ``job: vae`` config (decoder_only) without init / out / data.shards
     syncnet: dict[str, Any] | None = None  # a ``job: syncnet`` config without out / data.shards
     syncnet_out: str | None = None
+    audio_check: AudioCheckSettings | None = None
 
     @classmethod
     def read(cls, path: str | Path, **overrides: Any) -> "RecipeConfig":
@@ -108,7 +124,8 @@ def build_assets(cfg: RecipeConfig, root: Path) -> Path:
         return root
     root.mkdir(parents=True, exist_ok=True)
     w = cfg.whisper
-    whisper = tiny_whisper(d_model=w.d_model, seed=w.seed, encoder_layers=w.encoder_layers)
+    whisper = tiny_whisper(d_model=w.d_model, seed=w.seed, encoder_layers=w.encoder_layers,
+                           conv_gain=w.conv_gain, position_scale=w.position_scale)
     whisper.encoder.save_pretrained(str(root / "whisper"), safe_serialization=True)
     Image.fromarray(default_mask(256)).save(root / "mask.png")
     return root
@@ -178,13 +195,32 @@ def _progress(name: str, every: int) -> Callable[[int, dict], None]:
     return report
 
 
+#: Settings that change no file in the work folder (where things go, what is checked).
+_NO_ARTEFACT = ("work", "out", "syncnet_out", "audio_check")
+
+
+def check_audio_use(cfg: RecipeConfig, bundle: Path, shards: Path) -> None:
+    """Fail the recipe when the stage-2 UNet ignores its audio (:mod:`lsray.train.audio_check`)."""
+    from lsray.errors import LsrayError
+    from lsray.train.audio_check import audio_reliance
+
+    check = cfg.audio_check
+    data = cfg.stage2.get("data", {})
+    result = audio_reliance(bundle, shards, timestep=check.timestep, sequences=check.sequences,
+                            seq_len=data.get("seq_len", 8), noise_share=data.get("shared_noise", 1.0))
+    _log(f"audio check: {result.describe()}")
+    if result.gain < check.min_gain:
+        raise LsrayError(f"the stage-2 UNet in {bundle} ignores its audio: {result.describe()}, below the "
+                         f"{100 * check.min_gain:.0f} % the recipe asks (audio_check.min_gain); nothing was published")
+
+
 def _claim_work(cfg: RecipeConfig, record: Path) -> None:
     """Resume only what this recipe made: a work folder holding another recipe's steps would be
     silently reused (e.g. a 48-clip world under a 192-clip config), so that is refused."""
     mine = cfg.model_dump(mode="json")
     if record.is_file():
         theirs = yaml.safe_load(record.read_text()) or {}
-        changed = sorted(k for k in set(mine) | set(theirs) if k not in ("work", "out", "syncnet_out")
+        changed = sorted(k for k in set(mine) | set(theirs) if k not in _NO_ARTEFACT
                          and mine.get(k) != theirs.get(k))
         if changed:
             raise ValueError(f"{record.parent} holds a recipe that differs in {', '.join(changed)}; "
@@ -218,6 +254,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         s2 = {**cfg.stage2, "job": "stage2", "bundle": str(init), "out": str(stage2_dir),
               "data": {**cfg.stage2.get("data", {}), **data}}
         _train(s2, stage2_done, _progress("stage2", 50))
+    if cfg.audio_check is not None:
+        check_audio_use(cfg, stage2_dir, shards)
     shipped_vae = None
     if cfg.vae_decoder is not None:
         shipped_vae, ft_done = work / "vae-decoder", work / "vae-decoder.done.json"

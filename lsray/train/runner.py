@@ -19,7 +19,7 @@ import os
 import tempfile
 import time
 from pathlib import Path
-from typing import Any, Callable, Iterator
+from typing import TYPE_CHECKING, Any, Callable, Iterator
 
 import numpy as np
 import torch
@@ -27,6 +27,9 @@ import torch
 from lsray.train.config import (
     DistillConfig, JobConfig, Stage2Config, SyncNetTrainConfig, VAETrainConfig, load_job_config,
 )
+
+if TYPE_CHECKING:
+    from lsray.models.bundle import BundleConfig
 
 STATE_FILE = "state.pt"
 
@@ -49,6 +52,11 @@ def build_job(cfg: JobConfig, device: torch.device, world: int = 1):
     return SyncNetJob(cfg, device, world)
 
 
+def bundle_sequence_kwargs(bc: BundleConfig) -> dict[str, Any]:
+    """The audio tokens the bundle's encoder gives at inference, at its UNet's width (AudioStage's rule)."""
+    return {"fused": bc.audio.encoder == "fused", "token_dim": bc.unet.cross_attention_dim}
+
+
 def sequence_kwargs(cfg: JobConfig) -> dict[str, Any]:
     """How the shards are cut into sequences for this job."""
     d = cfg.data
@@ -67,8 +75,7 @@ def sequence_kwargs(cfg: JobConfig) -> dict[str, Any]:
             from lsray.train.stage2 import exported_config
 
             bc = exported_config(bc, cfg)  # the UNet (and audio) being trained, after the upgrades
-        # the tokens the bundle's encoder gives at inference, at the UNet's width (AudioStage's rule)
-        kw.update(fused=bc.audio.encoder == "fused", token_dim=bc.unet.cross_attention_dim)
+        kw.update(bundle_sequence_kwargs(bc))
         if kw["fused"]:
             require_phoneme_features(d.shards)
         if isinstance(cfg, Stage2Config) and cfg.syncnet:
