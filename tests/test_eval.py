@@ -20,6 +20,7 @@ from lsray.eval import (
     mouth_psnr,
     mouth_ssim,
     offset_distances,
+    oracle_lag,
     save_syncnet_v2,
     syncnet_mfcc,
 )
@@ -140,6 +141,17 @@ def test_mouth_psnr_and_ssim_vs_oracle(oracle):
     assert mouth_psnr(wrong, frames, boxes) < mouth_psnr(np.stack(list(render_frames(ident, np.roll(params, 1, axis=0), 25, 256))), frames, boxes)
 
 
+def test_oracle_lag_finds_a_mouth_that_is_late_or_early(oracle):
+    speech, ident, params, frames, geoms = oracle
+    boxes = [g.mouth_box for g in geoms]
+    assert oracle_lag(frames, frames, boxes) == 0
+    for shift in (2, -3):  # np.roll by +2: output frame i + 2 shows oracle frame i's mouth
+        moved = np.stack(list(render_frames(ident, np.roll(params, shift, axis=0), 25, 256)))
+        assert oracle_lag(moved, frames, boxes) == shift
+    with pytest.raises(ValueError, match="too short"):
+        oracle_lag(frames[:5], frames[:5], boxes[:5])
+
+
 def test_boundary_jump_and_drift(oracle):
     speech, ident, params, frames, geoms = oracle
     boxes = [g.mouth_box for g in geoms]
@@ -163,7 +175,7 @@ def test_evaluate_clip_and_aggregate(oracle, tmp_path):
                       face_boxes=[g.face_box for g in geoms], sync_scorer=StubScorer(0), vshift=5)
     assert isinstance(m, ClipMetrics) and m.frames == len(frames)
     assert m.mouth_psnr > 30  # H.264 at crf 14 vs the raw oracle
-    assert m.lse_c is not None and m.av_offset == 0 and m.speaker_similarity is None
+    assert m.lse_c is not None and m.av_offset == 0 and m.speaker_similarity is None and m.oracle_lag == 0
     m2 = evaluate_clip(frames, None, None)
     assert m2.mouth_psnr is None and m2.lse_c is None and m2.identity_drift is not None
     agg = aggregate([m, m2, ClipMetrics(name="perfect", frames=3, mouth_psnr=float("inf"))])

@@ -59,7 +59,8 @@ def run_demo(args: argparse.Namespace) -> int:
     report = write_report(out, rows, summary, str(args.model))
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
     print(f"mouth PSNR vs oracle {fmt(summary['mouth_psnr'])} dB (keep source mouth {fmt(summary['mouth_psnr_keep_source'])} dB); "
-          f"LSE-C {fmt(summary['lse_c'])} (unsynchronised {fmt(summary['lse_c_unsynced'])})")
+          f"LSE-C {fmt(summary['lse_c'])} (unsynchronised {fmt(summary['lse_c_unsynced'])}); "
+          f"in step with the oracle in {summary['oracle_lag_0']}/{summary['scored']} clips")
     print(f"report: {report}")
     return 0 if all(r.status == "done" for r in outcome.reports) else 1
 

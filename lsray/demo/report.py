@@ -93,6 +93,9 @@ def summarise(rows: Sequence[DemoRow]) -> dict[str, Any]:
         "mouth_psnr_keep_source": _mean(r.baseline.get("mouth_psnr") for r in scored),
         "mouth_ssim": _mean(r.metrics.get("mouth_ssim") for r in scored),
         "mouth_ssim_keep_source": _mean(r.baseline.get("mouth_ssim") for r in scored),
+        # clips whose mouth moves in step with the oracle's (no learned scorer involved)
+        "oracle_lag_0": sum(r.metrics.get("oracle_lag") == 0 for r in scored),
+        "oracle_lag_0_keep_source": sum(r.baseline.get("oracle_lag") == 0 for r in scored),
         "lse_c": _mean(r.metrics.get("lse_c") for r in scored),
         "lse_d": _mean(r.metrics.get("lse_d") for r in scored),
         "lse_c_unsynced": _mean(r.lse_c_unsynced for r in scored),
@@ -177,7 +180,7 @@ def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str
             {"clip_id": r.clip.clip_id, "status": r.status, "error": r.error, "output": r.output, "metrics": r.metrics,
              "keep_source": r.baseline, "lse_c_unsynced": r.lse_c_unsynced, "lse_c_oracle": r.lse_c_oracle,
              "seconds_per_frame": r.seconds_per_frame} for r in rows]}, indent=2, default=str))
-    head = ("clip", "languages", "status", "frames", "mouth PSNR dB", "keep-source PSNR dB", "mouth SSIM", "LSE-C",
+    head = ("clip", "languages", "status", "frames", "mouth PSNR dB", "keep-source PSNR dB", "mouth SSIM", "oracle lag", "LSE-C",
             "LSE-C unsynced", "LSE-C oracle", "LSE-D", "flicker", "boundary jump", "s / frame")
     body = []
     for r in rows:
@@ -186,7 +189,7 @@ def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str
             html.escape(r.clip.clip_id), f"{r.clip.source_language} &rarr; {r.clip.target_language}",
             html.escape(r.status) + (f"<br><small>{html.escape(r.error or '')}</small>" if r.error else ""),
             r.clip.frames, _fmt(m.get("mouth_psnr")), _fmt(b.get("mouth_psnr")), _fmt(m.get("mouth_ssim"), 3),
-            _fmt(m.get("lse_c")), _fmt(r.lse_c_unsynced), _fmt(r.lse_c_oracle), _fmt(m.get("lse_d")),
+            _fmt(m.get("oracle_lag")), _fmt(m.get("lse_c")), _fmt(r.lse_c_unsynced), _fmt(r.lse_c_oracle), _fmt(m.get("lse_d")),
             _fmt(m.get("flicker")), _fmt(m.get("boundary_jump")), _fmt(r.seconds_per_frame, 3))) + "</tr>")
     stills = "".join(f"<h3>{html.escape(r.clip.clip_id)}</h3>{_stills(r)}" for r in rows if r.metrics)
     videos = "".join(f'<li><a href="{html.escape(Path(r.output).relative_to(out_dir).as_posix())}">{html.escape(r.clip.clip_id)}</a></li>'
@@ -194,7 +197,9 @@ def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str
     s = summary
     headline = (f"Mouth PSNR vs oracle <b>{_fmt(s.get('mouth_psnr'))} dB</b> against {_fmt(s.get('mouth_psnr_keep_source'))} dB "
                 f"for keeping the source mouth ({_fmt(s.get('mouth_psnr_gain_db'))} dB); LSE-C <b>{_fmt(s.get('lse_c'))}</b> "
-                f"against {_fmt(s.get('lse_c_unsynced'))} with unsynchronised audio (oracle {_fmt(s.get('lse_c_oracle'))}).")
+                f"against {_fmt(s.get('lse_c_unsynced'))} with unsynchronised audio (oracle {_fmt(s.get('lse_c_oracle'))}); "
+                f"mouth in step with the oracle's (lag 0) in {s.get('oracle_lag_0')} of {s.get('scored')} clips "
+                f"({s.get('oracle_lag_0_keep_source')} keeping the source mouth).")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lsray demo report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}

@@ -20,6 +20,7 @@ from lsray.eval.video import (
     identity_drift,
     mouth_psnr,
     mouth_ssim,
+    oracle_lag,
 )
 
 __all__ = [
@@ -43,6 +44,7 @@ __all__ = [
     "mouth_psnr",
     "mouth_ssim",
     "offset_distances",
+    "oracle_lag",
     "save_syncnet_v2",
     "syncnet_mfcc",
 ]

@@ -20,7 +20,7 @@ from pydantic import BaseModel, ConfigDict
 from lsray.eval import video as vm
 from lsray.eval.lse import SyncScorer, lse
 
-METRICS = ("mouth_psnr", "mouth_ssim", "flicker", "boundary_jump", "identity_drift", "lse_c", "lse_d",
+METRICS = ("mouth_psnr", "mouth_ssim", "oracle_lag", "flicker", "boundary_jump", "identity_drift", "lse_c", "lse_d",
            "av_offset", "speaker_similarity")
 
 
@@ -33,6 +33,7 @@ class ClipMetrics(BaseModel):
     frames: int = 0
     mouth_psnr: float | None = None  # dB vs the oracle (inf when identical)
     mouth_ssim: float | None = None
+    oracle_lag: int | None = None  # frames; 0 = the mouth moves in step with the oracle's
     flicker: float | None = None  # 0-255 units of extra frame-to-frame change
     boundary_jump: float | None = None  # ratio, ~1 = seamless
     identity_drift: float | None = None  # cosine distance, 0 = same face
@@ -100,6 +101,8 @@ def evaluate_clip(
         mb = mouth_boxes if mouth_boxes is None or np.isscalar(mouth_boxes[0]) else mouth_boxes[:n]
         m.mouth_psnr = vm.mouth_psnr(out[:n], ref[:n], mb)
         m.mouth_ssim = vm.mouth_ssim(out[:n], ref[:n], mb)
+        if n > 2 * vm.ORACLE_MAX_LAG:
+            m.oracle_lag = vm.oracle_lag(out[:n], ref[:n], mb)
     m.flicker = vm.flicker(out, ref, mouth_boxes)
     jump = vm.boundary_jump(out, ref, mouth_boxes, window, segment_starts)
     m.boundary_jump = None if math.isnan(jump) else jump
