@@ -69,15 +69,12 @@ def oracle_lag(output: Sequence[np.ndarray], oracle: Sequence[np.ndarray], boxes
     A sync measure that needs no learned scorer, for worlds where the oracle is known: a model that
     follows the dub moves its mouth in step with the oracle's, so the agreement peaks at 0; one
     that lags the audio peaks at the lag (positive: output frame i + lag matches oracle frame i);
-    one that ignores the audio peaks wherever chance puts it. Each frame is cropped with its own box.
+    one that ignores the audio peaks wherever chance puts it.
     """
     n = min(len(output), len(oracle))
     if n < 2 * max_lag + 1:
         raise ValueError(f"{n} frames: too short for lags up to {max_lag}")
-    bs = _boxes(boxes, n, output[0].shape)
-    size = (max(1, bs[0][2] - bs[0][0]), max(1, bs[0][3] - bs[0][1]))
-    out = np.stack([_crop(f, b, size) for f, b in zip(output[:n], bs)])
-    ref = np.stack([_crop(f, b, size) for f, b in zip(oracle[:n], bs)])
+    out, ref = mouth_crops(output[:n], boxes), mouth_crops(oracle[:n], boxes)  # each frame with its own box
     scores = {lag: psnr(out[max(lag, 0) : n + min(lag, 0)], ref[max(-lag, 0) : n - max(lag, 0)])
               for lag in range(-max_lag, max_lag + 1)}
     return max(scores, key=lambda lag: (scores[lag], -abs(lag)))  # ties: the smaller shift

@@ -55,7 +55,7 @@ def audio_reliance(bundle: str | Path, shards: str | Path, *, timestep: int = 99
         raise ValueError("batch_size must be >= 2: the wrong audio is another sequence's in the same batch")
     b = load_bundle(str(bundle), device="cpu")
     size = image_size or b.config.resolution
-    codec = LatentCodec(b.require_vae(), b.config.vae.scaling_factor, b.config.vae.shift_factor, b.mask, size)
+    codec = LatentCodec.from_bundle(b, size)
     sched = b.make_scheduler("ddim")
     alphas, kind = sched.alphas_cumprod.float(), sched.config.prediction_type
     unet = b.unet.eval()

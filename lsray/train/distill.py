@@ -78,8 +78,7 @@ class DistillJob:
         self.model = (torch.nn.parallel.DistributedDataParallel(self.student, find_unused_parameters=True)
                       if world > 1 else self.student)
         self.opt = torch.optim.AdamW(params, lr=cfg.lr)
-        self.codec = LatentCodec(bundle.require_vae(), bundle.config.vae.scaling_factor, bundle.config.vae.shift_factor,
-                                 bundle.mask, cfg.data.image_size).to(device)
+        self.codec = LatentCodec.from_bundle(bundle, cfg.data.image_size).to(device)
         sched = bundle.make_scheduler("ddim")
         self.alphas_cumprod = sched.alphas_cumprod.float().to(device)
         self.kind = sched.config.prediction_type  # the teacher's objective; the student keeps it

@@ -37,6 +37,12 @@ class LatentCodec:
         m = torch.from_numpy(np.asarray(mask, np.float32))[None, None]
         self.mask = F.interpolate(m, size=(image_size, image_size), mode="bilinear")[0, 0]  # (S, S)
 
+    @classmethod
+    def from_bundle(cls, bundle, image_size: int) -> "LatentCodec":
+        """The codec of a loaded bundle (its VAE, latent scaling and mask) at ``image_size``."""
+        return cls(bundle.require_vae(), bundle.config.vae.scaling_factor, bundle.config.vae.shift_factor,
+                   bundle.mask, image_size)
+
     def to(self, device: torch.device) -> "LatentCodec":
         self.vae.to(device)
         self.mask = self.mask.to(device)

@@ -203,11 +203,13 @@ def check_audio_use(cfg: RecipeConfig, bundle: Path, shards: Path) -> None:
     """Fail the recipe when the stage-2 UNet ignores its audio (:mod:`lsray.train.audio_check`)."""
     from lsray.errors import LsrayError
     from lsray.train.audio_check import audio_reliance
+    from lsray.train.config import DataSettings
 
     check = cfg.audio_check
-    data = cfg.stage2.get("data", {})
+    # stage 2's sequences and noise, defaults included
+    data = DataSettings.model_validate({**cfg.stage2.get("data", {}), "shards": str(shards)})
     result = audio_reliance(bundle, shards, timestep=check.timestep, sequences=check.sequences,
-                            seq_len=data.get("seq_len", 8), noise_share=data.get("shared_noise", 1.0))
+                            seq_len=data.seq_len, noise_share=data.shared_noise)
     _log(f"audio check: {result.describe()}")
     if result.gain < check.min_gain:
         raise LsrayError(f"the stage-2 UNet in {bundle} ignores its audio: {result.describe()}, below the "

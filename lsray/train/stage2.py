@@ -141,8 +141,7 @@ class Stage2Job:
             enable_gradient_checkpointing(self.unet)
         self.model = _ddp(UNetPasses(self.unet), world)
         self.opt = torch.optim.AdamW(params, lr=cfg.lr)
-        self.codec = LatentCodec(bundle.require_vae(), bundle.config.vae.scaling_factor, bundle.config.vae.shift_factor,
-                                 bundle.mask, cfg.data.image_size).to(device)
+        self.codec = LatentCodec.from_bundle(bundle, cfg.data.image_size).to(device)
         sched = bundle.make_scheduler("ddim")
         self.alphas_cumprod = sched.alphas_cumprod.float()
         self.prediction_type = sched.config.prediction_type  # the objective the sampler expects
