@@ -68,8 +68,9 @@ def test_lsray_demo_with_the_shipped_bundle(ray_cluster, tmp_path, capsys):
     # over 1 dB and move in step with the dub (mouth PSNR vs the oracle peaks at zero shift).
     assert summary["mouth_psnr_gain_db"] > 1.0, summary
     assert summary["oracle_lag_0"] >= 2, [c["metrics"]["oracle_lag"] for c in clips]
-    # Not met yet: the learned scorer (the recipe's SyncNet) does not find the softer, averaged
-    # mouths more in sync with the dub than with another clip's audio; recorded, not hidden.
+    # Not met clearly yet: the learned scorer (the recipe's SyncNet) puts the softer, averaged
+    # mouths above another clip's audio only within noise (40 clips: +0.007 +- 0.006), so on 3
+    # clips it can go either way; a loss is recorded, not hidden.
     if not summary["lse_c"] > summary["lse_c_unsynced"]:
         pytest.xfail(f"open (issue 7): LSE-C {summary['lse_c']:.3f} vs {summary['lse_c_unsynced']:.3f} with "
                      f"unsynchronised audio (gain {summary['mouth_psnr_gain_db']:.2f} dB, oracle lag 0 in "
