@@ -1,6 +1,6 @@
 """The demo recipe (jobs/train_demo.py) at toy size: every step runs, a rerun resumes, the audio
-check stops a UNet that ignores its audio, and a work folder of another recipe is refused rather
-than silently reused."""
+check stops a UNet that ignores its audio, new decode settings are published without retraining,
+and a work folder of another recipe is refused rather than silently reused."""
 
 from __future__ import annotations
 
@@ -68,6 +68,17 @@ def test_recipe_builds_a_bundle_resumes_and_guards_its_work_folder(tmp_path):
         run_recipe(strict)
     assert (out / "unet.safetensors").stat().st_mtime_ns == published
     run_recipe(_config(tmp_path, audio_check={"sequences": 4, "min_gain": -1.0}))
+
+    # how the bundle samples and decodes is applied at publishing, without retraining; the noise
+    # schedule trained the UNet, so changing it is a different recipe
+    decode = {"num_inference_steps": 3, "guidance_scale": 1.0, "scheduler": {"prediction_type": "sample"},
+              "detail_transfer": True, "detail_gate": 0.2}
+    run_recipe(_config(tmp_path, sampler=decode))
+    assert {p.name: p.stat().st_mtime_ns for p in work.glob("*.done.json")} == done
+    sampler = load_bundle(out, device="cpu").config.sampler
+    assert sampler.detail_gate == 0.2 and sampler.num_inference_steps == 3
+    with pytest.raises(ValueError, match=r"differs in sampler"):
+        run_recipe(_config(tmp_path, sampler={**decode, "scheduler": {"prediction_type": "epsilon"}}))
 
     bigger = _config(tmp_path, world={"clips": 3, "seed": 0, "frame_size": 256, "fps": 25})
     with pytest.raises(ValueError, match=r"differs in world"):

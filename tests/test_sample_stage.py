@@ -1,4 +1,5 @@
-"""The sample stage's decode: LatentSync's paste vs detail transfer (SamplerDefaults.detail_transfer)."""
+"""The sample stage's decode: LatentSync's paste vs detail transfer (SamplerDefaults.detail_transfer)
+and its gate (SamplerDefaults.detail_gate)."""
 
 from __future__ import annotations
 
@@ -34,12 +35,13 @@ def _window(stage: SampleStage, seed: int = 0) -> _Window:
     return _Window(shard, np.arange(FRAMES), pixels, stage._mask_for(s), cond, None, None, ())
 
 
-def _run(stage: SampleStage, detail: bool, latents_of=lambda ref: ref) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+def _run(stage: SampleStage, detail: bool, latents_of=lambda ref: ref,
+         gate: float | None = None) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
     """(output crops, source crops, regenerated-region mask) for one window decoded from
     ``latents_of(reference latents)``."""
     w = _window(stage)
     original = stage.settings
-    stage.settings = dataclasses.replace(original, detail_transfer=detail)
+    stage.settings = dataclasses.replace(original, detail_transfer=detail, detail_gate=gate)
     try:
         stage._finish(w, latents_of(w.cond.ref[0]))
     finally:
@@ -71,3 +73,48 @@ def test_detail_transfer_adds_the_decoded_change(stage):
     assert np.abs(out[:, regen].astype(int) - expected[:, regen].astype(int)).max() <= 1
     assert np.abs(out[:, regen].astype(int) - source[:, regen].astype(int)).mean() > 1  # the change shows
     assert np.array_equal(out[:, ~regen], source[:, ~regen])
+
+
+def _decoded(stage: SampleStage, shift: float) -> np.ndarray:
+    """decode(reference latents + shift) as uint8 crops: what a plain paste would show."""
+    w = _window(stage)
+    with torch.no_grad():
+        d = stage.vae.decode(stage._unscale(w.cond.ref[0] + shift)).sample.clamp(-1, 1)
+    return ((d + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
+
+
+def test_detail_gate_drops_the_source_detail_only_where_the_mouth_changes(stage):
+    # no change: the gate is open, the source comes through exactly as with plain detail transfer
+    out, source, _ = _run(stage, detail=True, gate=0.2)
+    assert np.abs(out.astype(int) - source.astype(int)).max() <= 1
+    # a large change against a tiny threshold: closed gate, the regenerated region is the decode
+    shifted = lambda ref: ref + 0.5  # noqa: E731
+    closed, source, regen = _run(stage, detail=True, latents_of=shifted, gate=1e-4)
+    plain = _decoded(stage, 0.5)
+    assert np.abs(closed[:, regen].astype(int) - plain[:, regen].astype(int)).max() <= 1
+    assert np.array_equal(closed[:, ~regen], source[:, ~regen])
+    # a threshold far above any change: ungated detail transfer
+    wide, _, _ = _run(stage, detail=True, latents_of=shifted, gate=1e4)
+    ungated, _, _ = _run(stage, detail=True, latents_of=shifted)
+    assert np.abs(wide.astype(int) - ungated.astype(int)).max() <= 1
+
+
+def test_detail_gate_falls_linearly_with_the_local_change():
+    from lsray.pipeline.sample import detail_gate
+
+    change = torch.zeros(1, 3, 9, 9)
+    change[..., 4, 4] = 0.5  # one changed pixel: 0.5 in every colour
+    g = detail_gate(change, threshold=0.1)[0, 0]  # 9 9
+    assert g[0, 0] == 1 and g.min() > 0  # far away untouched; one pixel in a 5x5 mean stays below 0.1
+    assert torch.isclose(g[4, 4], torch.tensor(1 - 0.5 / 25 / 0.1))
+    assert detail_gate(torch.full((1, 3, 4, 4), 0.3), threshold=0.2).max() == 0  # beyond: closed
+
+
+def test_detail_gate_needs_detail_transfer():
+    from pydantic import ValidationError
+
+    from lsray.models.bundle import SamplerDefaults
+
+    with pytest.raises(ValidationError, match="only applies with sampler.detail_transfer"):
+        SamplerDefaults(detail_gate=0.2)
+    assert SamplerDefaults(detail_transfer=True, detail_gate=0.2).detail_gate == 0.2

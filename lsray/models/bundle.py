@@ -92,6 +92,17 @@ class SamplerDefaults(BaseModel):
     # the source's exact pixels rather than the VAE's reconstruction of them (sharp lower face
     # with a small VAE). Costs one more VAE decode per frame; off = LatentSync's paste.
     detail_transfer: bool = False
+    # With detail transfer: where the decoded change is large the source's detail is the *old*
+    # mouth's edges (teeth, lip lines of another phoneme), which ghost over the new one. The
+    # source detail is faded out as the change (mean |decode(z) - decode(z_source)| over colour
+    # and a 5x5 neighbourhood, in [-1, 1] pixel units) rises to ``detail_gate``. None = no fade.
+    detail_gate: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="after")
+    def _gate_needs_transfer(self) -> "SamplerDefaults":
+        if self.detail_gate is not None and not self.detail_transfer:
+            raise ValueError("sampler.detail_gate only applies with sampler.detail_transfer: true")
+        return self
 
 
 class VAEConfig(BaseModel):

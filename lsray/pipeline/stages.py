@@ -23,6 +23,7 @@ def settings_from_config(cfg: BundleConfig) -> SamplerSettings:
         shift_factor=cfg.vae.shift_factor,
         scheduler_config=cfg.sampler.scheduler.model_dump(),
         detail_transfer=cfg.sampler.detail_transfer,
+        detail_gate=cfg.sampler.detail_gate,
     )
 
 

@@ -199,6 +199,16 @@ def _progress(name: str, every: int) -> Callable[[int, dict], None]:
 _NO_ARTEFACT = ("work", "out", "syncnet_out", "audio_check")
 
 
+def _artefact_settings(recipe: dict[str, Any]) -> dict[str, Any]:
+    """The parts of a recipe (as dumped) that shape the work folder's files. Of the sampler only
+    its noise schedule trains anything (stage 2's loss, the audio check); the rest is how the
+    bundle samples and decodes, which publishing applies (:func:`run_recipe`)."""
+    out = {k: v for k, v in recipe.items() if k not in _NO_ARTEFACT}
+    if isinstance(out.get("sampler"), dict):
+        out["sampler"] = {"scheduler": out["sampler"].get("scheduler")}
+    return out
+
+
 def check_audio_use(cfg: RecipeConfig, bundle: Path, shards: Path) -> None:
     """Fail the recipe when the stage-2 UNet ignores its audio (:mod:`lsray.train.audio_check`)."""
     from lsray.errors import LsrayError
@@ -221,9 +231,8 @@ def _claim_work(cfg: RecipeConfig, record: Path) -> None:
     silently reused (e.g. a 48-clip world under a 192-clip config), so that is refused."""
     mine = cfg.model_dump(mode="json")
     if record.is_file():
-        theirs = yaml.safe_load(record.read_text()) or {}
-        changed = sorted(k for k in set(mine) | set(theirs) if k not in _NO_ARTEFACT
-                         and mine.get(k) != theirs.get(k))
+        ours, theirs = _artefact_settings(mine), _artefact_settings(yaml.safe_load(record.read_text()) or {})
+        changed = sorted(k for k in set(ours) | set(theirs) if ours.get(k) != theirs.get(k))
         if changed:
             raise ValueError(f"{record.parent} holds a recipe that differs in {', '.join(changed)}; "
                              "pass another --work (or delete that folder) to start over")
@@ -273,6 +282,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             shutil.rmtree(tmp / "vae")
             shutil.copytree(shipped_vae, tmp / "vae")
         config = BundleConfig.read(tmp / "config.json")
+        config.sampler = cfg.sampler  # the recipe's sampling and decoding, whenever the UNet was trained
         steps = int(cfg.stage2.get("steps", 0))
         config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml): synthetic world, "
                                               f"{cfg.world.clips} train clips", global_step=steps,

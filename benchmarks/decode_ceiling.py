@@ -1,0 +1,122 @@
+"""What a perfect UNet would score through a bundle's VAE: the ceiling of the pixel path.
+
+    python benchmarks/decode_ceiling.py [--model lsray/demo/bundle] [--clips 20]
+                                        [--out benchmarks/results/decode_ceiling.json]
+
+On ``lsray demo``'s held-out clips the oracle video is the right answer, so its own latents are
+what an ideal UNet would produce. Each clip's oracle and source face crops (the world's exact
+face boxes, squared, at the bundle's resolution) go through the bundle's VAE and are decoded the
+three ways the sample stage can (paste, detail transfer, gated detail transfer), pasted back
+under the bundle's mask and scored like ``lsray demo`` scores its outputs: mouth PSNR vs the
+oracle, and LSE-C with the clip's dub and with another clip's dub (the recipe's SyncNet). The
+oracle pasted through the same crops without the VAE is the control. The gap between a row here
+and the demo's output is the UNet's; the gap between a row and the control is the VAE's.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+from pathlib import Path
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def square_boxes(face_boxes, frame_size: int) -> list[tuple[int, int, int, int]]:
+    """Square crops around the face boxes, clipped to the frame."""
+    out = []
+    for x0, y0, x1, y1 in face_boxes:
+        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
+        out.append((max(0, int(cx - half)), max(0, int(cy - half)),
+                    min(frame_size, int(cx + half)), min(frame_size, int(cy + half))))
+    return out
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(REPO / "lsray" / "demo" / "bundle"))
+    p.add_argument("--syncnet", default=str(REPO / "lsray" / "demo" / "syncnet"))
+    p.add_argument("--clips", type=int, default=20)
+    p.add_argument("--gate", type=float, default=0.2, help="detail_gate of the gated row")
+    p.add_argument("--work", default=str(Path.home() / ".cache" / "lsray" / "decode-ceiling"))
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "decode_ceiling.json"))
+    args = p.parse_args(argv)
+
+    from lsray.preload import torch_first
+
+    torch_first()
+    import cv2
+    import numpy as np
+    import torch
+
+    from lsray.demo.catalog import FRAME_SIZE, build_demo_catalog
+    from lsray.demo.report import _sync_faces
+    from lsray.eval import ProjectSyncNetScorer
+    from lsray.eval import video as vm
+    from lsray.eval.clip import load_audio_16k, load_frames
+    from lsray.eval.lse import lse
+    from lsray.models import load_bundle
+    from lsray.models.syncnet import SyncNet
+    from lsray.pipeline.sample import detail_gate
+
+    bundle = load_bundle(args.model, device="cpu")
+    vae, size = bundle.require_vae(), bundle.config.resolution
+    keep = torch.from_numpy(np.asarray(bundle.mask, np.float32))  # S S, 1 = outside the regenerated region
+    scorer = ProjectSyncNetScorer(SyncNet.from_pretrained(args.syncnet))
+    _, clips = build_demo_catalog(args.work, clips=args.clips)
+
+    def crops(frames, boxes):  # -> f 3 S S in [-1, 1]
+        out = [cv2.resize(f[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
+               for f, (x0, y0, x1, y1) in zip(frames, boxes)]
+        return torch.from_numpy(np.stack(out)).permute(0, 3, 1, 2).float() / 127.5 - 1
+
+    @torch.no_grad()
+    def roundtrip(x):  # decode(encode(x)), 16 frames at a time
+        return torch.cat([vae.decode(vae.encode(x[i:i + 16]).latent_dist.mode()).sample
+                          for i in range(0, len(x), 16)]).clamp(-1, 1)
+
+    def paste(frames, boxes, face):
+        out = frames.copy()
+        face = ((face.permute(0, 2, 3, 1).numpy() + 1) * 127.5).round().clip(0, 255).astype(np.uint8)
+        for f, (x0, y0, x1, y1), c in zip(out, boxes, face):
+            f[y0:y1, x0:x1] = cv2.resize(c, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
+        return out
+
+    rows = ("oracle, no VAE (control)", "paste: decode(oracle latents)", "detail transfer",
+            f"gated detail transfer ({args.gate})")
+    scores: dict[str, dict[str, list[float]]] = {r: {"mouth_psnr": [], "lse_c": [], "lse_c_unsynced": []} for r in rows}
+    for i, clip in enumerate(clips):
+        geom = clip.geometry()
+        face_boxes, mouth_boxes = [g.face_box for g in geom], [g.mouth_box for g in geom]
+        boxes = square_boxes(face_boxes, FRAME_SIZE)
+        oracle, source = load_frames(clip.oracle), load_frames(clip.video)
+        n = min(len(oracle), len(source))
+        oracle, source = oracle[:n], source[:n]
+        dub = load_audio_16k(clip.audio)
+        other = load_audio_16k(clips[(i + 1) % len(clips)].audio)
+        other = np.pad(other, (0, max(0, len(dub) - len(other))))[: len(dub)]
+        want, src = crops(oracle, boxes), crops(source, boxes)
+        decoded, rebuilt = roundtrip(want), roundtrip(src)
+        detail = src - rebuilt
+        faces = (want, decoded, (decoded + detail).clamp(-1, 1),
+                 (decoded + detail * detail_gate(decoded - rebuilt, args.gate)).clamp(-1, 1))
+        for row, face in zip(rows, faces):
+            frames = paste(source, boxes, face * (1 - keep) + src * keep)
+            sync = _sync_faces(frames, face_boxes)
+            scores[row]["mouth_psnr"].append(vm.mouth_psnr(frames, oracle, mouth_boxes))
+            scores[row]["lse_c"].append(lse(scorer, sync, dub).lse_c)
+            scores[row]["lse_c_unsynced"].append(lse(scorer, sync, other).lse_c)
+
+    model = Path(args.model).resolve()
+    result = {"model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else str(model), "clips": len(clips),
+              "rows": {r: {k: float(np.mean(v)) for k, v in s.items()} for r, s in scores.items()}}
+    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+    Path(args.out).write_text(json.dumps(result, indent=2))
+    print(f"{'':40s} mouth PSNR   LSE-C   another clip's audio")
+    for r, s in result["rows"].items():
+        print(f"{r:40s} {s['mouth_psnr']:9.2f}   {s['lse_c']:.3f}   {s['lse_c_unsynced']:.3f}")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
