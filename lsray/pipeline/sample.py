@@ -173,7 +173,8 @@ def detail_gate(change: torch.Tensor, threshold: float) -> torch.Tensor:
 
     On the demo world with the oracle's own latents this lifted the mouth PSNR by 0.4 dB over
     ungated detail transfer and doubled LSE-C's margin over another clip's audio: the old
-    mouth's sharp edges no longer ghost over the new shape."""
+    mouth's sharp edges no longer ghost over the new shape. On real texture that the VAE cannot
+    rebuild it blurs instead (README, Status)."""
     local = F.avg_pool2d(change.abs().mean(1, keepdim=True), 5, stride=1, padding=2, count_include_pad=False)
     return (1 - local / threshold).clamp(0, 1)
 
