@@ -23,13 +23,11 @@ REPO = Path(__file__).resolve().parents[1]
 
 
 def square_boxes(face_boxes, frame_size: int) -> list[tuple[int, int, int, int]]:
-    """Square crops around the face boxes, clipped to the frame."""
-    out = []
-    for x0, y0, x1, y1 in face_boxes:
-        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
-        out.append((max(0, int(cx - half)), max(0, int(cy - half)),
-                    min(frame_size, int(cx + half)), min(frame_size, int(cy + half))))
-    return out
+    """Square crops around the face boxes (as the LSE scorer's), clipped to the frame."""
+    from lsray.eval.clip import square_box
+
+    return [(max(0, x0), max(0, y0), min(frame_size, x1), min(frame_size, y1))
+            for x0, y0, x1, y1 in map(square_box, face_boxes)]
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -50,7 +48,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     from lsray.demo.catalog import FRAME_SIZE, build_demo_catalog
-    from lsray.demo.report import _sync_faces
+    from lsray.demo.report import sync_faces, unsynced_dub
     from lsray.eval import ProjectSyncNetScorer
     from lsray.eval import video as vm
     from lsray.eval.clip import load_audio_16k, load_frames
@@ -93,8 +91,7 @@ def main(argv: list[str] | None = None) -> int:
         n = min(len(oracle), len(source))
         oracle, source = oracle[:n], source[:n]
         dub = load_audio_16k(clip.audio)
-        other = load_audio_16k(clips[(i + 1) % len(clips)].audio)
-        other = np.pad(other, (0, max(0, len(dub) - len(other))))[: len(dub)]
+        other = unsynced_dub(clips, i, dub)
         want, src = crops(oracle, boxes), crops(source, boxes)
         decoded, rebuilt = roundtrip(want), roundtrip(src)
         detail = src - rebuilt
@@ -102,7 +99,7 @@ def main(argv: list[str] | None = None) -> int:
                  (decoded + detail * detail_gate(decoded - rebuilt, args.gate)).clamp(-1, 1))
         for row, face in zip(rows, faces):
             frames = paste(source, boxes, face * (1 - keep) + src * keep)
-            sync = _sync_faces(frames, face_boxes)
+            sync = sync_faces(frames, face_boxes)
             scores[row]["mouth_psnr"].append(vm.mouth_psnr(frames, oracle, mouth_boxes))
             scores[row]["lse_c"].append(lse(scorer, sync, dub).lse_c)
             scores[row]["lse_c_unsynced"].append(lse(scorer, sync, other).lse_c)
@@ -111,7 +108,7 @@ def main(argv: list[str] | None = None) -> int:
     result = {"model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else str(model), "clips": len(clips),
               "rows": {r: {k: float(np.mean(v)) for k, v in s.items()} for r, s in scores.items()}}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'':40s} mouth PSNR   LSE-C   another clip's audio")
     for r, s in result["rows"].items():
         print(f"{r:40s} {s['mouth_psnr']:9.2f}   {s['lse_c']:.3f}   {s['lse_c_unsynced']:.3f}")

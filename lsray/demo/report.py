@@ -35,7 +35,7 @@ class DemoRow:
     seconds_per_frame: float | None = None
 
 
-def _sync_faces(frames: np.ndarray, fallback_boxes) -> np.ndarray:
+def sync_faces(frames: np.ndarray, fallback_boxes) -> np.ndarray:
     """The faces SyncNet was trained on (aligned crops, as prepare_training stores them); the
     face boxes' square crops for any clip where a frame has no tracked face."""
     from lsray.eval.clip import face_crops
@@ -43,6 +43,15 @@ def _sync_faces(frames: np.ndarray, fallback_boxes) -> np.ndarray:
 
     crops, indices = aligned_face_crops(frames, FPS, 128)
     return crops if len(indices) == len(frames) else face_crops(frames, fallback_boxes)
+
+
+def unsynced_dub(clips: Sequence[DemoClip], i: int, dub: np.ndarray) -> np.ndarray:
+    """The wrong audio for clip ``i``: the next clip's dub (16 kHz) at ``dub``'s length, or with a
+    single clip its own dub a second late."""
+    from lsray.eval.clip import load_audio_16k
+
+    other = load_audio_16k(clips[(i + 1) % len(clips)].audio) if len(clips) > 1 else np.roll(dub, 16000)
+    return np.pad(other, (0, max(0, len(dub) - len(other))))[: len(dub)]
 
 
 def score_clips(clips: Sequence[DemoClip], outputs: dict[str, tuple[str, str | None, str | None, float | None]],
@@ -67,14 +76,13 @@ def score_clips(clips: Sequence[DemoClip], outputs: dict[str, tuple[str, str | N
         if scorer is None:
             continue
         dub = load_audio_16k(clip.audio)
-        other = load_audio_16k(clips[(i + 1) % len(clips)].audio) if len(clips) > 1 else np.roll(dub, 16000)
-        other = np.pad(other, (0, max(0, len(dub) - len(other))))[: len(dub)]  # another clip's dub: wrong audio
-        faces = _sync_faces(out_frames, boxes["face_boxes"])
+        other = unsynced_dub(clips, i, dub)
+        faces = sync_faces(out_frames, boxes["face_boxes"])
         r = lse(scorer, faces, dub)
         row.metrics.update(lse_c=r.lse_c, lse_d=r.lse_d, av_offset=r.offset)
         row.lse_c_unsynced = lse(scorer, faces, other).lse_c
-        row.lse_c_oracle = lse(scorer, _sync_faces(oracle, boxes["face_boxes"]), dub).lse_c
-        b = lse(scorer, _sync_faces(source, boxes["face_boxes"]), dub)
+        row.lse_c_oracle = lse(scorer, sync_faces(oracle, boxes["face_boxes"]), dub).lse_c
+        b = lse(scorer, sync_faces(source, boxes["face_boxes"]), dub)
         row.baseline.update(lse_c=b.lse_c, lse_d=b.lse_d, av_offset=b.offset)
     return rows
 

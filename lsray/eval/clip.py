@@ -119,6 +119,14 @@ def evaluate_clip(
     return m
 
 
+def square_box(box) -> tuple[int, int, int, int]:
+    """The square (x0, y0, x1, y1), in whole pixels, around a box's centre with its longer side;
+    it may reach past the frame (callers pad or clip)."""
+    x0, y0, x1, y1 = box
+    cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
+    return int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half))
+
+
 def face_crops(frames: np.ndarray, face_boxes=None) -> np.ndarray:
     """Square crops around each face box (the whole frames when no boxes), at the first crop's size."""
     if face_boxes is None:
@@ -127,9 +135,8 @@ def face_crops(frames: np.ndarray, face_boxes=None) -> np.ndarray:
 
     boxes = vm._boxes(face_boxes, len(frames), frames[0].shape)
     out, size = [], None
-    for f, (x0, y0, x1, y1) in zip(frames, boxes):
-        cx, cy, half = (x0 + x1) / 2, (y0 + y1) / 2, max(x1 - x0, y1 - y0) / 2
-        sq = (int(round(cx - half)), int(round(cy - half)), int(round(cx + half)), int(round(cy + half)))
+    for f, box in zip(frames, boxes):
+        sq = square_box(box)
         pad = max(0, -sq[0], -sq[1], sq[2] - f.shape[1], sq[3] - f.shape[0])
         fp = np.pad(f, ((pad, pad), (pad, pad), (0, 0)), mode="edge") if pad else f
         c = fp[sq[1] + pad : sq[3] + pad, sq[0] + pad : sq[2] + pad]
