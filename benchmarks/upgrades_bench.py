@@ -14,8 +14,9 @@ no discriminator, x0 objective) is fine-tuned ``--steps`` more steps on the reci
 - ``+ discriminator``: the multi-scale lip discriminator's adversarial + feature-matching loss
   (and the pixel reconstruction it needs);
 
-and ``consistency`` is the reference distilled into an LCM student for ``--steps`` steps,
-sampled at 1, 2 and 4 steps. Each variant dubs the same demo clips in-process (the clip
+and ``consistency`` is the reference distilled into an LCM student for ``--steps`` steps (the
+teacher at the bundle's guidance scale), sampled at 1, 2 and 4 steps. Each variant samples as the
+bundle does (its DDIM steps, guidance and detail transfer) and dubs the same demo clips in-process (the clip
 pipeline) and is scored against the oracles: mouth PSNR / SSIM, LSE-C / LSE-D (the recipe's
 SyncNet), flicker, boundary jump, seconds per frame (sampling wall time / frames, this machine).
 """
@@ -50,14 +51,17 @@ def finetune(name: str, start: Path, data: dict[str, Any], work: Path, steps: in
 
 
 def distill(start: Path, data: dict[str, Any], work: Path, steps: int) -> Path:
+    """The teacher at its own sampler's guidance scale, so the student imitates the DDIM rows."""
+    from lsray.models.bundle import BundleConfig
     from lsray.train.config import load_job_config
     from lsray.train.runner import train_local
 
     out = work / "consistency"
     if not (out / "config.json").is_file():
+        w = BundleConfig.read(start / "config.json").sampler.guidance_scale
         train_local(load_job_config({
             "job": "distill", "teacher": str(start), "out": str(out), "steps": steps, "lr": 2e-4,
-            "time_cond_proj_dim": 32, "num_ddim_timesteps": 20, "w_min": 1.0, "w_max": 1.0, "teacher_guidance": 1.0,
+            "time_cond_proj_dim": 32, "num_ddim_timesteps": 20, "w_min": w, "w_max": w, "teacher_guidance": w,
             "teacher_steps": 4, "student_steps": 4, "ema_decay": 0.9, "data": data}))
     return out
 
