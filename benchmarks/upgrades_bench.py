@@ -16,8 +16,8 @@ no discriminator, x0 objective) is fine-tuned ``--steps`` more steps on the reci
 
 and ``consistency`` is the reference distilled into an LCM student for ``--steps`` steps (the
 teacher at the bundle's guidance scale), sampled at 1, 2 and 4 steps. Each variant samples as the
-bundle does (its DDIM steps, guidance and detail transfer) and dubs the same demo clips in-process (the clip
-pipeline) and is scored against the oracles: mouth PSNR / SSIM, LSE-C / LSE-D (the recipe's
+bundle does (its DDIM steps, guidance and detail transfer), dubs the same demo clips in-process
+(the clip pipeline) and is scored against the oracles: mouth PSNR / SSIM, LSE-C / LSE-D (the recipe's
 SyncNet), flicker, boundary jump, seconds per frame (sampling wall time / frames, this machine).
 """
 
@@ -50,15 +50,13 @@ def finetune(name: str, start: Path, data: dict[str, Any], work: Path, steps: in
     return out
 
 
-def distill(start: Path, data: dict[str, Any], work: Path, steps: int) -> Path:
-    """The teacher at its own sampler's guidance scale, so the student imitates the DDIM rows."""
-    from lsray.models.bundle import BundleConfig
+def distill(start: Path, data: dict[str, Any], work: Path, steps: int, w: float) -> Path:
+    """``w``: the teacher's guidance scale, the bundle's own, so the student imitates the DDIM rows."""
     from lsray.train.config import load_job_config
     from lsray.train.runner import train_local
 
     out = work / "consistency"
     if not (out / "config.json").is_file():
-        w = BundleConfig.read(start / "config.json").sampler.guidance_scale
         train_local(load_job_config({
             "job": "distill", "teacher": str(start), "out": str(out), "steps": steps, "lr": 2e-4,
             "time_cond_proj_dim": 32, "num_ddim_timesteps": 20, "w_min": w, "w_max": w, "teacher_guidance": w,
@@ -105,6 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lsray.demo.catalog import build_demo_catalog
     from lsray.eval import ProjectSyncNetScorer
+    from lsray.models.bundle import BundleConfig
     from lsray.models.syncnet import SyncNet
     from lsray.train.recipe import RecipeConfig
     from lsray.train.tiny import tiny_phoneme_encoder
@@ -130,7 +129,8 @@ def main(argv: list[str] | None = None) -> int:
         prepare_training(str(work / "world" / "catalog.jsonl"), str(fused_shards),
                          whisper=WhisperEncoder.from_pretrained(str(start / "whisper")), phoneme=encoder,
                          resolutions=(recipe.resolution,))
-    whisper_dim = json.loads((start / "config.json").read_text())["audio"]["whisper"]["dim"]
+    start_cfg = BundleConfig.read(start / "config.json")
+    whisper_dim = start_cfg.audio.whisper.dim
 
     rows: list[dict[str, Any]] = []
 
@@ -149,7 +149,7 @@ def main(argv: list[str] | None = None) -> int:
     add("+ discriminator", finetune("discriminator", start, data, bench, args.steps, recon_weight=1.0,
                                     discriminator={"crop_size": 48, "ndf": 16, "n_layers": 2, "norm_groups": 4},
                                     adv_weight=0.05, adv_warmup_steps=max(1, args.steps // 5)))
-    student = distill(ref, data, bench, args.steps)
+    student = distill(ref, data, bench, args.steps, start_cfg.sampler.guidance_scale)
     for n in (1, 2, 4):
         add(f"consistency, {n} step{'s' if n > 1 else ''}", student, sampler="lcm", steps=n)
     result = {"protocol": __doc__, "steps": args.steps, "clips": [c.clip_id for c in clips], "rows": rows}
