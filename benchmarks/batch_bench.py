@@ -38,7 +38,7 @@ def make_inputs(root: Path, clips: int, frames: int) -> list[tuple[str, Path, Pa
 
 
 def run_local(model: str, inputs, steps: int, out_dir: Path) -> dict:
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.pipeline.local import run_clip
     from lsray.pipeline.options import DubOptions
     from lsray.pipeline.records import ClipSpec

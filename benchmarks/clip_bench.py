@@ -37,7 +37,7 @@ BENCH_UNET = {
 
 
 def build_bundle(root: Path) -> Path:
-    from lsray.models.convert import convert_latentsync
+    from lsray.bundle.convert import convert_latentsync
     from lsray.models.random import random_latentsync_unet, random_openai_whisper, random_vae
 
     src = root / "src"

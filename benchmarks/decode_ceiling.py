@@ -53,7 +53,7 @@ def main(argv: list[str] | None = None) -> int:
     from lsray.eval import video as vm
     from lsray.eval.clip import load_audio_16k, load_frames
     from lsray.eval.lse import lse
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.models.syncnet import SyncNet
     from lsray.pipeline.sample import detail_gate
 

@@ -73,7 +73,7 @@ def sampler_inputs(bundle: str, video: Path, audio: Path, steps: int, n: int) ->
     """``n`` copies of the clip's one shard (50 frames = 4 windows) after prepare + audio, in-process."""
     import copy
 
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.pipeline.options import DubOptions
     from lsray.pipeline.records import ClipSpec
     from lsray.pipeline.stages import build_stages

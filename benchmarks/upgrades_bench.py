@@ -66,7 +66,7 @@ def distill(start: Path, data: dict[str, Any], work: Path, steps: int, w: float)
 
 def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict[str, Any]:
     from lsray.demo.report import score_clips, summarise
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.pipeline.local import run_clip
     from lsray.pipeline.options import DubOptions
     from lsray.pipeline.records import ClipSpec
@@ -103,7 +103,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from lsray.demo.catalog import build_demo_catalog
     from lsray.eval import ProjectSyncNetScorer
-    from lsray.models.bundle import BundleConfig
+    from lsray.bundle.config import BundleConfig
     from lsray.models.syncnet import SyncNet
     from lsray.train.recipe import RecipeConfig
     from lsray.train.tiny import tiny_phoneme_encoder

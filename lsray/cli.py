@@ -90,7 +90,7 @@ def _convert_args(p: argparse.ArgumentParser) -> None:
 
 
 def _convert(args: argparse.Namespace) -> int:
-    from lsray.models.convert import convert_latentsync, unet_upgrades
+    from lsray.bundle.convert import convert_latentsync, unet_upgrades
 
     out = convert_latentsync(
         args.src,

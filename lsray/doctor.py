@@ -100,7 +100,8 @@ def check_ray() -> Check:
 def check_bundle(location: str) -> Check:
     """Which files the bundle has / lacks, and whether its config.json validates."""
     from lsray.errors import LsrayError
-    from lsray.models.bundle import CONFIG_FILE, VAE_DIR, BundleConfig, bundle_files, resolve_bundle
+    from lsray.bundle.config import CONFIG_FILE, VAE_DIR, BundleConfig
+    from lsray.bundle.load import bundle_files, resolve_bundle
 
     try:
         path = resolve_bundle(location)

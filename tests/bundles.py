@@ -45,7 +45,7 @@ def make_latentsync_src(
 
 def make_tiny_bundle(dst: Path, parity_dir: Path, **upgrades) -> Path:
     """Convert a tiny SRC (built next to ``dst``) into a bundle at ``dst``; returns ``dst``."""
-    from lsray.models.convert import convert_latentsync
+    from lsray.bundle.convert import convert_latentsync
 
     src = make_latentsync_src(dst.with_name(dst.name + "-src"), parity_dir)
     return convert_latentsync(src, dst, upgrades=upgrades or None)

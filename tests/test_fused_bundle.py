@@ -13,8 +13,9 @@ import torch
 
 from lsray.audio import PHONEME_DIM, FusedAudioEncoder, chunks, load_wave
 from lsray.errors import BundleError, LsrayError, MissingWeightError
-from lsray.models import BundleConfig, load_bundle
-from lsray.models.bundle import CONFIG_FILE, PHONEME_DIR, bundle_files
+from lsray.bundle import BundleConfig, load_bundle
+from lsray.bundle.config import CONFIG_FILE, PHONEME_DIR
+from lsray.bundle.load import bundle_files
 from lsray.train.tiny import make_tiny_bundle, tiny_phoneme_encoder, tiny_whisper
 
 WHISPER_DIM = 64  # tiny_whisper's width

@@ -8,7 +8,7 @@ import pytest
 from s3 import moto_s3, s3_bucket  # noqa: F401  (fixtures)
 
 from lsray.cli import main
-from lsray.models.bundle import resolve_bundle
+from lsray.bundle.load import resolve_bundle
 from lsray.storage import set_default_s3_config
 from lsray.storage.bundle_cache import MANIFEST, sync_bundle
 from lsray.storage.errors import ObjectNotFoundError

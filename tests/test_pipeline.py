@@ -25,7 +25,7 @@ FAST = dict(steps=1, guidance=1.0)  # one UNet pass per window keeps the suite q
 
 @pytest.fixture(scope="module")
 def stages(tiny_bundle):
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.pipeline.stages import build_stages
 
     return build_stages(load_bundle(tiny_bundle, device="cpu"), encode_preset="ultrafast")

@@ -41,7 +41,7 @@ def _config(tmp: Path, **over) -> RecipeConfig:
 
 
 def test_recipe_builds_a_bundle_resumes_and_guards_its_work_folder(tmp_path):
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.models.syncnet import SyncNet
 
     cfg = _config(tmp_path)

@@ -10,7 +10,7 @@ import numpy as np
 import pytest
 import torch
 
-from lsray.models import load_bundle
+from lsray.bundle import load_bundle
 from lsray.pipeline.sample import SampleStage, _Window
 from lsray.pipeline.stages import build_stage
 from lsray.sampling import WindowConditioning
@@ -113,7 +113,7 @@ def test_detail_gate_falls_linearly_with_the_local_change():
 def test_detail_gate_needs_detail_transfer():
     from pydantic import ValidationError
 
-    from lsray.models.bundle import SamplerDefaults
+    from lsray.bundle.config import SamplerDefaults
 
     with pytest.raises(ValidationError, match="only applies with sampler.detail_transfer"):
         SamplerDefaults(detail_gate=0.2)

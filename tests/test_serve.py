@@ -92,7 +92,7 @@ def test_sample_many_batches_windows_of_different_clips(tiny_bundle, tmp_path) -
 
     import numpy as np
 
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.pipeline.options import DubOptions
     from lsray.pipeline.records import ClipSpec
     from lsray.pipeline.stages import build_stages

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 import torch
 
-from lsray.models import load_bundle
+from lsray.bundle import load_bundle
 from lsray.sampling import WindowConditioning, denoise_window, initial_noise, make_scheduler
 from lsray.train.config import load_job_config
 from lsray.train.data import collate, local_sequences

@@ -54,7 +54,7 @@ def _kill_first_worker(pid_dir: Path, killed: list[int], stop: threading.Event) 
 def test_stage2_on_two_workers_resumes_after_a_worker_is_killed(ray_cluster, talking_shards, tmp_path):
     from safetensors.torch import load_file
 
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.train.config import load_job_config
     from lsray.train.runner import fit
 

@@ -40,7 +40,7 @@ def stage2_config(tiny: dict[str, Path], out: Path, **over) -> dict:
 def test_stage2_loss_goes_down_and_bundle_has_no_discriminator(tiny, tmp_path):
     from safetensors.torch import load_file
 
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.train.runner import train_local
 
     job, hist = train_local(load_job_config(stage2_config(tiny, tmp_path / "out")))
@@ -62,7 +62,7 @@ def test_stage2_loss_goes_down_and_bundle_has_no_discriminator(tiny, tmp_path):
 
 
 def test_trainable_filter_and_upgrade_preserve_weights(tiny):
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.train.latents import trainable_parameters
     from lsray.train.stage2 import upgraded_unet
 
@@ -189,8 +189,8 @@ def test_audio_check_sees_a_deaf_unet_and_a_listening_one(tiny):
     """The recipe's audio check: a UNet whose cross-attention outputs are zeroed cannot depend on
     the audio (the right and the wrong audio give the same x0 error, to the bit); the random UNet
     as built does depend on it."""
-    from lsray.models import load_bundle
-    from lsray.models.bundle import BundleConfig
+    from lsray.bundle import load_bundle
+    from lsray.bundle.config import BundleConfig
     from lsray.train.audio_check import audio_reliance
     from lsray.train.export import save_inference_bundle
 

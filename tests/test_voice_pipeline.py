@@ -19,7 +19,7 @@ SPEAKER_LINES = "The weather was fine this morning. We walked along the river fo
 
 @pytest.fixture(scope="module")
 def stages(tiny_bundle):
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.pipeline.stages import build_stages
 
     return build_stages(load_bundle(tiny_bundle, device="cpu"), encode_preset="ultrafast")

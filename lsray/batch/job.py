@@ -62,7 +62,7 @@ def model_id(bundle: str) -> str:
     """The bundle's identity for fingerprints: its config and the identities of its weight files."""
     from pathlib import Path
 
-    from lsray.models.bundle import resolve_bundle
+    from lsray.bundle.load import resolve_bundle
     from lsray.storage import identity
 
     root = Path(resolve_bundle(bundle))

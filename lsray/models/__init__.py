@@ -1,16 +1,7 @@
-"""Torch modules and their loading: the lip-sync UNet, its config, checkpoints and bundles."""
+"""Torch modules only: the lip-sync UNet and its config, checkpoints, discriminator, SyncNet,
+losses. Bundles (files on disk -> these modules) are :mod:`lsray.bundle`."""
 
-from lsray.models.bundle import BundleConfig, ModelBundle, load_bundle, resolve_bundle
 from lsray.models.config import MotionModuleConfig, TemporalUpgradeConfig, UNetConfig
 from lsray.models.unet import LipSyncUNet
 
-__all__ = [
-    "BundleConfig",
-    "LipSyncUNet",
-    "ModelBundle",
-    "MotionModuleConfig",
-    "TemporalUpgradeConfig",
-    "UNetConfig",
-    "load_bundle",
-    "resolve_bundle",
-]
+__all__ = ["LipSyncUNet", "MotionModuleConfig", "TemporalUpgradeConfig", "UNetConfig"]

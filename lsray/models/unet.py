@@ -20,7 +20,7 @@ from lsray.models.config import UNetConfig
 
 class LipSyncUNet(nn.Module):
     """The lip-sync denoiser. Build with a :class:`UNetConfig`; load upstream weights with
-    :meth:`from_latentsync` and lsray bundles with :func:`lsray.models.load_bundle`."""
+    :meth:`from_latentsync` and lsray bundles with :func:`lsray.bundle.load_bundle`."""
 
     def __init__(self, config: UNetConfig) -> None:
         super().__init__()

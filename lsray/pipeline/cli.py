@@ -53,7 +53,7 @@ def _run(args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     from lsray.errors import LsrayError
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.pipeline.local import run_clip
     from lsray.pipeline.records import ClipSpec
     from lsray.pipeline.stages import build_stages

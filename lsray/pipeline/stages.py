@@ -6,7 +6,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-from lsray.models.bundle import BundleConfig, ModelBundle, load_bundle
+from lsray.bundle import BundleConfig, ModelBundle, load_bundle
 from lsray.pipeline.audio import AudioStage
 from lsray.pipeline.prepare import PrepareStage, ShardStage
 from lsray.pipeline.render import RenderStage

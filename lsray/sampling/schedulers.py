@@ -2,10 +2,12 @@
 
 from __future__ import annotations
 
-from typing import Any, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from diffusers import DDIMScheduler, LCMScheduler
 from pydantic import BaseModel, ConfigDict
+
+if TYPE_CHECKING:  # diffusers is heavy: reading a bundle config must not import it
+    from diffusers import DDIMScheduler, LCMScheduler
 
 SamplerKind = Literal["ddim", "lcm"]
 
@@ -28,8 +30,10 @@ class SchedulerConfig(BaseModel):
 
 def make_scheduler(
     kind: SamplerKind = "ddim", config: SchedulerConfig | dict[str, Any] | None = None
-) -> DDIMScheduler | LCMScheduler:
+) -> "DDIMScheduler | LCMScheduler":
     """A fresh scheduler (they are stateful: one per concurrent sampling loop)."""
+    from diffusers import DDIMScheduler, LCMScheduler
+
     cfg = SchedulerConfig.model_validate(config or {}).model_dump()
     if kind == "ddim":
         return DDIMScheduler(**cfg)

@@ -48,7 +48,8 @@ def _setup(settings: dict) -> ServeSettings:
 
 
 def _bundle_config(location: str):
-    from lsray.models.bundle import CONFIG_FILE, BundleConfig, resolve_bundle
+    from lsray.bundle.config import CONFIG_FILE, BundleConfig
+    from lsray.bundle.load import resolve_bundle
 
     path = resolve_bundle(location)
     return path, BundleConfig.read(path / CONFIG_FILE)

@@ -1,7 +1,7 @@
 """Model bundles on S3, synchronised to a local cache directory.
 
 ``lsray fetch-bundle s3://bucket/bundles/name DIR`` (the pods' initContainer) and the ``s3``
-resolver of :func:`lsray.models.bundle.resolve_bundle` both call :func:`sync_bundle`: every object
+resolver of :func:`lsray.bundle.resolve_bundle` both call :func:`sync_bundle`: every object
 under the prefix is copied to ``DIR`` keeping its relative path. The copy is made in
 ``DIR.partial-<pid>`` and renamed onto ``DIR`` when complete, so a reader sees the whole bundle
 or none. ``DIR/.lsray-source.json`` records the objects' identities (ETag + size): when they are
@@ -84,5 +84,5 @@ def sync_bundle(uri: str, dest: str | os.PathLike[str], config: S3Config | None 
 
 
 def resolve_s3_bundle(uri: str) -> Path:
-    """The ``s3`` resolver of :func:`lsray.models.bundle.resolve_bundle`: sync into the cache."""
+    """The ``s3`` resolver of :func:`lsray.bundle.resolve_bundle`: sync into the cache."""
     return sync_bundle(uri, cache_dir_for(uri))

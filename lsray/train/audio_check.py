@@ -46,7 +46,7 @@ def audio_reliance(bundle: str | Path, shards: str | Path, *, timestep: int = 99
     (:func:`lsray.train.latents.sample_noise`). ``image_size``: the shards' crop size to read
     (default: the bundle's resolution).
     """
-    from lsray.models import load_bundle
+    from lsray.bundle import load_bundle
     from lsray.train.data import collate, local_sequences
     from lsray.train.latents import LatentCodec, add_noise, predicted_x0, sample_noise
     from lsray.train.runner import bundle_sequence_kwargs

@@ -28,7 +28,8 @@ def _run(args: argparse.Namespace) -> int:
     from lsray.audio.whisper import WhisperEncoder
     from lsray.errors import LsrayError
     from lsray.face.mask import load_inpaint_mask
-    from lsray.models.bundle import PHONEME_DIR, BundleConfig, resolve_bundle
+    from lsray.bundle.config import PHONEME_DIR, BundleConfig
+    from lsray.bundle.load import resolve_bundle
     from lsray.train.data import prepare_training
 
     try:

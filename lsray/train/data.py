@@ -116,7 +116,7 @@ def prepare_training(
 
     from lsray.catalog import read_catalog
     from lsray.face import FaceTracker
-    from lsray.models.convert import default_mask
+    from lsray.bundle.convert import default_mask
     from lsray.storage import atomic_writer, join, write_bytes
 
     table = read_catalog(catalog)

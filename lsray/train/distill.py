@@ -64,7 +64,7 @@ def student_from_teacher(teacher, time_cond_proj_dim: int):
 
 class DistillJob:
     def __init__(self, cfg: DistillConfig, device: torch.device, world: int = 1) -> None:
-        from lsray.models import load_bundle
+        from lsray.bundle import load_bundle
 
         self.cfg, self.device = cfg, device
         bundle = load_bundle(cfg.teacher, device="cpu")
@@ -95,7 +95,7 @@ class DistillJob:
         self.opt.load_state_dict(state["opt"])
 
     def export(self, out: str) -> None:
-        from lsray.models.bundle import LCMStudentConfig, SamplerDefaults
+        from lsray.bundle.config import LCMStudentConfig, SamplerDefaults
         from lsray.train.export import save_inference_bundle
 
         cfg = self.cfg

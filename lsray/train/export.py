@@ -15,9 +15,8 @@ import torch
 
 from lsray.errors import BundleError, MissingWeightError
 from lsray.media.atomic import atomic_directory
-from lsray.models.bundle import (
-    CONFIG_FILE, MASK_FILE, PHONEME_DIR, UNET_FILE, VAE_DIR, WHISPER_DIR, BundleConfig, resolve_bundle,
-)
+from lsray.bundle.config import CONFIG_FILE, MASK_FILE, PHONEME_DIR, UNET_FILE, VAE_DIR, WHISPER_DIR, BundleConfig
+from lsray.bundle.load import resolve_bundle
 
 
 def save_inference_bundle(

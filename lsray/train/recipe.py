@@ -31,7 +31,7 @@ from typing import Any, Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from lsray.models.bundle import SamplerDefaults
+from lsray.bundle.config import SamplerDefaults
 from lsray.models.config import UNetConfig
 from lsray.resolution import Resolution
 
@@ -117,7 +117,7 @@ def build_assets(cfg: RecipeConfig, root: Path) -> Path:
     """The frozen Whisper (random, seeded) and the generated inpainting mask."""
     from PIL import Image
 
-    from lsray.models.convert import default_mask
+    from lsray.bundle.convert import default_mask
     from lsray.train.tiny import tiny_whisper
 
     if (root / "whisper" / "config.json").is_file():
@@ -147,7 +147,7 @@ def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path) -> Pa
     """A random UNet with the recipe's config around the trained parts."""
     import torch
 
-    from lsray.models.bundle import AudioConfig, BundleConfig, MaskInfo, Provenance, VAEConfig, WhisperLayout
+    from lsray.bundle.config import AudioConfig, BundleConfig, MaskInfo, Provenance, VAEConfig, WhisperLayout
     from lsray.models.unet import LipSyncUNet
     from lsray.train.export import save_inference_bundle
     from lsray.train.vae import read_latent_stats
@@ -242,7 +242,7 @@ def _claim_work(cfg: RecipeConfig, record: Path) -> None:
 def run_recipe(cfg: RecipeConfig) -> Path:
     """Every step (skipping finished ones); returns the bundle directory ``cfg.out``."""
     from lsray.media.atomic import atomic_directory
-    from lsray.models.bundle import BundleConfig, Provenance
+    from lsray.bundle.config import BundleConfig, Provenance
 
     work = Path(cfg.work).expanduser()
     work.mkdir(parents=True, exist_ok=True)

@@ -29,7 +29,7 @@ from lsray.train.config import (
 )
 
 if TYPE_CHECKING:
-    from lsray.models.bundle import BundleConfig
+    from lsray.bundle.config import BundleConfig
 
 STATE_FILE = "state.pt"
 
@@ -66,7 +66,8 @@ def sequence_kwargs(cfg: JobConfig) -> dict[str, Any]:
     elif isinstance(cfg, VAETrainConfig):
         pass  # frames only
     else:
-        from lsray.models.bundle import CONFIG_FILE, BundleConfig, resolve_bundle
+        from lsray.bundle.config import CONFIG_FILE, BundleConfig
+        from lsray.bundle.load import resolve_bundle
         from lsray.train.data import require_phoneme_features
 
         bundle = cfg.bundle if isinstance(cfg, Stage2Config) else cfg.teacher

@@ -25,7 +25,7 @@ import torch.nn.functional as F
 from pydantic import ValidationError
 
 from lsray.errors import LsrayError, MissingWeightError
-from lsray.models.bundle import BundleConfig
+from lsray.bundle.config import BundleConfig
 from lsray.models.config import UNetConfig
 from lsray.models.discriminator import (
     MultiScaleDiscriminator,
@@ -129,7 +129,7 @@ class Stage2Job:
     """Models, optimizers and the step of the stage-2 fine-tune on one worker."""
 
     def __init__(self, cfg: Stage2Config, device: torch.device, world: int = 1) -> None:
-        from lsray.models import load_bundle
+        from lsray.bundle import load_bundle
         from lsray.models.syncnet import SyncNet
 
         self.cfg, self.device = cfg, device

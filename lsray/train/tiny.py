@@ -89,8 +89,8 @@ def make_tiny_bundle(out: str | Path, unet_config: UNetConfig | None = None, see
     """A complete random bundle (tiny UNet, Whisper, VAE, generated mask) that ``load_bundle`` reads."""
     from PIL import Image
 
-    from lsray.models.bundle import AudioConfig, BundleConfig, MaskInfo, WhisperLayout
-    from lsray.models.convert import default_mask
+    from lsray.bundle.config import AudioConfig, BundleConfig, MaskInfo, WhisperLayout
+    from lsray.bundle.convert import default_mask
     from lsray.models.unet import LipSyncUNet
     from lsray.train.export import save_inference_bundle
 
@@ -124,7 +124,7 @@ def synthetic_shards(out: str | Path, *, clips: int = 2, frames: int = 24, size:
     import cv2
     import pandas as pd
 
-    from lsray.models.convert import default_mask
+    from lsray.bundle.convert import default_mask
 
     rng = np.random.default_rng(seed)
     out = Path(out)

@@ -22,7 +22,7 @@ from typing import Any
 
 from lsray.media.atomic import atomic_directory
 from lsray.errors import BundleError, MissingWeightError
-from lsray.models.bundle import (
+from lsray.bundle.config import (
     CONFIG_FILE,
     MASK_FILE,
     UNET_FILE,
