@@ -49,7 +49,6 @@ class StageConfig(BaseModel):
     batch_size: int = Field(1, ge=1, description="rows (clips or shards) per call")
     max_restarts: int = Field(3, ge=-1, description="times Ray restarts a dead actor (-1: forever)")
     max_task_retries: int = Field(3, ge=-1, description="times a call on a dead actor is retried (-1: forever)")
-    max_concurrency: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _sizes(self) -> "StageConfig":
@@ -65,10 +64,6 @@ class StageConfig(BaseModel):
         if self.resources:
             args["resources"] = dict(self.resources)
         return args
-
-
-def _default_cpus() -> float:
-    return 1.0
 
 
 class BatchConfig(BaseModel):
@@ -88,6 +83,9 @@ class BatchConfig(BaseModel):
     #: Clips handed to the assemble tasks at once (bounds the driver's in-flight work).
     max_inflight_assembles: int = Field(8, ge=1)
     encode_preset: str = "veryfast"
+    #: Sample stage: windows (of the shards in one batch) denoised per UNet call; results do not
+    #: depend on it (LipSyncUNet is batch-invariant), memory and accelerator use do.
+    windows_per_call: int = Field(4, ge=1)
     #: Where segments wait between render and assemble ('' = <out>/_lsray_staging).
     staging: str = ""
 
