@@ -68,8 +68,8 @@ def _run(args: argparse.Namespace) -> int:
           f"{result.no_face_frames} without a face)")
     if result.sampling:
         t = result.sampling
-        print(f"  sampler {t['sampler']}, {t['steps']} steps, {t['unet_calls_per_window']} UNet calls per window; "
-              f"voice {result.voice}")
+        print(f"  sampler {t['sampler']}, {t['steps']} steps, {t['unet_calls_per_window']} UNet calls per window "
+              f"at timesteps {t['timesteps']}; voice {result.voice}; mouths sha256 {t['generated_sha256'][:16]}")
     for stage in SUMMARY_STAGES:
         s = result.timings.get(stage, 0.0)
         print(f"  {stage:<7}{s:8.2f} s  {100 * s / total if total else 0:5.1f}%")

@@ -80,5 +80,17 @@ def assemble(plan: ClipPlan, segments: list[RenderedSegment], output: str) -> Cl
         frames=plan.timeline.output_frames, no_face_frames=no_face, fps=float(plan.fps),
         warnings=list(plan.warnings), timings=timings,
         speaker_similarity=plan.speaker_similarity, similarity_before=plan.similarity_before,
-        voice=plan.settings.voice, sampling=next((s.sampling for s in segments if s.sampling), None),
+        voice=plan.settings.voice, sampling=_clip_trace(segments),
     )
+
+
+def _clip_trace(segments: list[RenderedSegment]) -> dict | None:
+    """The clip's sampling trace: the first sampled shard's, plus one sha256 over every shard's
+    generated crops in order (two runs made the same mouths iff these match, however sharded)."""
+    import hashlib
+
+    traces = [s.sampling for s in segments if s.sampling]
+    if not traces:
+        return None
+    digest = hashlib.sha256("".join(t["generated_sha256"] for t in traces).encode()).hexdigest()
+    return {**{k: v for k, v in traces[0].items() if k != "generated_sha256"}, "generated_sha256": digest}

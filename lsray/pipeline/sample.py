@@ -93,6 +93,9 @@ class SampleStage:
                     self._denoise(pending.pop(window.key))
         for group in pending.values():
             self._denoise(group)
+        for shard in shards:
+            if shard.sampling is not None:  # a fingerprint of what this shard generated
+                shard.sampling = {**shard.sampling, "generated_sha256": hashlib.sha256(shard.generated.tobytes()).hexdigest()}
         return shards
 
     def _denoise(self, chunk: list["_Window"]) -> None:

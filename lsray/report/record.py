@@ -36,6 +36,7 @@ class ClipReport(BaseModel):
     sampling_steps: int | None = None
     unet_calls_per_window: int | None = Field(default=None, description="UNet forward calls per window, counted")
     timesteps: list[int] | None = Field(default=None, description="the timesteps those calls were made at")
+    generated_sha256: str | None = Field(default=None, description="digest of the generated mouth crops")
     fingerprint: str | None = None
     started: datetime | None = None
     finished: datetime | None = None
@@ -49,6 +50,7 @@ class ClipReport(BaseModel):
         trace = result.sampling or {}
         self.sampler, self.sampling_steps = trace.get("sampler"), trace.get("steps")
         self.unet_calls_per_window, self.timesteps = trace.get("unet_calls_per_window"), trace.get("timesteps")
+        self.generated_sha256 = trace.get("generated_sha256")
 
     @classmethod
     def for_invalid_row(cls, line: int, clip_id: str | None, reason: str) -> "ClipReport":

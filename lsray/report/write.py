@@ -40,6 +40,7 @@ _BASE_SCHEMA = pa.schema(
         ("sampling_steps", pa.int64()),
         ("unet_calls_per_window", pa.int64()),
         ("timesteps", pa.list_(pa.int64())),
+        ("generated_sha256", pa.string()),
         ("fingerprint", pa.string()),
         ("started", pa.timestamp("us", tz="UTC")),
         ("finished", pa.timestamp("us", tz="UTC")),
@@ -124,7 +125,7 @@ def report_table(reports: Sequence[ClipReport]) -> pa.Table:
         columns["no_face_frames"].append(r.no_face_frames)
         columns["retries"].append(r.retries)
         columns["speaker_similarity"].append(r.speaker_similarity)
-        for name in ("voice", "sampler", "sampling_steps", "unet_calls_per_window", "timesteps"):
+        for name in ("voice", "sampler", "sampling_steps", "unet_calls_per_window", "timesteps", "generated_sha256"):
             columns[name].append(getattr(r, name))
         columns["fingerprint"].append(r.fingerprint)
         columns["started"].append(_utc(r.started))

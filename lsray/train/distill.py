@@ -95,19 +95,25 @@ class DistillJob:
         self.opt.load_state_dict(state["opt"])
 
     def export(self, out: str) -> None:
-        from lsray.bundle.config import LCMStudentConfig, SamplerDefaults
+        from lsray.bundle.config import TEACHER_UNET_FILE, LCMStudentConfig
         from lsray.train.export import save_inference_bundle
 
         cfg = self.cfg
         base = self.bundle_config
+        # Everything inference needs to sample the way the student was distilled: its step count,
+        # the skipping grid its timesteps come from, the guidance range it saw, and the teacher
+        # (so `--sampler ddim` still works on this bundle).
         config = base.model_copy(update={
             "unet": self.student.config,
             "lcm": LCMStudentConfig(time_cond_proj_dim=cfg.time_cond_proj_dim, num_inference_steps=cfg.student_steps,
-                                    teacher_steps=cfg.teacher_steps, teacher_guidance_scale=cfg.teacher_guidance),
-            "sampler": SamplerDefaults(method="lcm", num_inference_steps=cfg.student_steps,
-                                       guidance_scale=cfg.teacher_guidance, scheduler=base.sampler.scheduler),
+                                    original_inference_steps=cfg.num_ddim_timesteps,
+                                    guidance_range=(cfg.w_min, cfg.w_max), teacher_steps=cfg.teacher_steps,
+                                    teacher_guidance_scale=cfg.teacher_guidance, teacher_unet=TEACHER_UNET_FILE),
+            "sampler": base.sampler.model_copy(update={
+                "method": "lcm", "num_inference_steps": cfg.student_steps, "guidance_scale": cfg.teacher_guidance}),
         })
-        save_inference_bundle(out, self.target, cfg.teacher, config)  # the EMA target, as LCM releases it
+        save_inference_bundle(out, self.target, cfg.teacher, config,  # the EMA target, as LCM releases it
+                              extra_unets={TEACHER_UNET_FILE: self.teacher})
 
     def losses(self, batch: dict[str, torch.Tensor], step: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         cfg, ac = self.cfg, self.alphas_cumprod

@@ -21,13 +21,14 @@ from lsray.bundle.load import resolve_bundle
 
 def save_inference_bundle(
     out: str | Path, unet: torch.nn.Module, base: str | Path, config: BundleConfig,
-    *, phoneme_dir: str | Path | None = None,
+    *, phoneme_dir: str | Path | None = None, extra_unets: dict[str, torch.nn.Module] | None = None,
 ) -> Path:
     """Write ``out`` (a local directory) atomically: temp sibling, then rename.
 
     A fused ``config`` needs a phoneme encoder: ``phoneme_dir`` (a
     ``PhonemeEncoder.save_pretrained`` folder, for an upgrade to fused audio) or else the base's
     ``phoneme/``. Checked before anything is written, so a bundle that could not load is never made.
+    ``extra_unets`` maps a file inside the bundle to more weights (an LCM student's teacher).
     """
     from safetensors.torch import save_file
 
@@ -40,8 +41,9 @@ def save_inference_bundle(
     if fused and not phoneme.is_dir():
         raise MissingWeightError(phoneme, "phoneme encoder folder of a fused-audio bundle")
     with atomic_directory(out) as tmp:
-        state = {k: v.detach().contiguous().cpu() for k, v in unet.state_dict().items()}
-        save_file(state, str(tmp / UNET_FILE))
+        for name, model in {UNET_FILE: unet, **(extra_unets or {})}.items():
+            (tmp / name).parent.mkdir(parents=True, exist_ok=True)
+            save_file({k: v.detach().contiguous().cpu() for k, v in model.state_dict().items()}, str(tmp / name))
         for sub in (WHISPER_DIR, VAE_DIR):
             if (base_dir / sub).is_dir():
                 shutil.copytree(base_dir / sub, tmp / sub)
