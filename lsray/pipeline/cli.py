@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lsray.cli import register
 from lsray.pipeline.options import SYNC_MODES
 from lsray.resolution import RESOLUTIONS
 
@@ -38,7 +37,7 @@ def dub_options(args: argparse.Namespace):
     )
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def dub_one_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", metavar="VIDEO", help="source video (any ffmpeg-readable file)")
     p.add_argument("audio", metavar="AUDIO", help="dubbed audio track")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video")
@@ -48,7 +47,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     add_dub_options(p)
 
 
-def _run(args: argparse.Namespace) -> int:
+def dub_one(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from tqdm import tqdm
 
@@ -84,6 +83,3 @@ def _run(args: argparse.Namespace) -> int:
         s = result.timings.get(stage, 0.0)
         print(f"  {stage:<7}{s:8.2f} s  {100 * s / total if total else 0:5.1f}%")
     return 0
-
-
-register("dub-one", "dub one clip in-process (progress bar, per-stage time summary)", _args, _run)
