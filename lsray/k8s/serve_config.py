@@ -1,8 +1,8 @@
 """RayService ``serveConfigV2``, generated from ``deployments/serve.yaml`` (one source of truth).
 
 ``deployments/serve.yaml`` (a symlink to the package's ``lsray/serve/serve.yaml``) stays the file
-people edit. What a cluster needs on top of it is a
-short, reviewed list of overrides kept next to the manifests:
+people edit. What a cluster needs on top of it is a short, reviewed list of overrides kept next to
+the manifests (``k8s/``, a symlink to the package's ``lsray/k8s/manifests``):
 
 - ``k8s/base/serve-overrides.yaml``      every cluster (HTTP on 0.0.0.0 in the pod, the bundle
                                          cache volume, the shared work volume);

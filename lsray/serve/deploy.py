@@ -2,8 +2,8 @@
 
 ``lsray/serve/serve.yaml`` (package data, so an installed lsray finds it; ``deployments/serve.yaml``
 in the repository is a symlink to it) is the single source of truth, also of the KubeRay
-RayService's ``serveConfigV2`` (:mod:`lsray.k8s.serve_config`). ``lsray serve``, the tests and the benchmark read it,
-apply a few overrides (bundle path, port, keys, sizes) and hand the validated
+RayService's ``serveConfigV2`` (:mod:`lsray.k8s.serve_config`). ``lsray serve``, the tests and the
+benchmark read it, apply a few overrides (bundle path, port, keys, sizes) and hand the validated
 ``ServeDeploySchema`` to Serve's controller exactly like the ``serve run`` CLI.
 """
 
