@@ -1,11 +1,11 @@
-"""The ``lsray`` command line.
+"""The ``lsray`` command line: one table of commands, each imported only when it runs.
 
-Every subcommand is one :class:`Command`: a name (``"doctor"``, or ``"k8s render"`` for a nested
-group), a function that declares its arguments and a function that runs it, added with
-:func:`register`. A command may live in its own module: list it in ``COMMAND_MODULES`` and call
-``register`` at its import. The parser is built from the registry. Declaring arguments must stay
-cheap: heavy imports (torch, diffusers, ray) happen inside the run functions, so ``lsray --help``
-is instant.
+Every subcommand is one :class:`Command` in :data:`COMMANDS`: a name (``"doctor"``, or ``"k8s render"``
+for a nested group), its one-line help, and the module holding the two functions behind it (one
+declares its arguments, one runs it). The table names modules as strings so that this file imports
+none of them: ``lsray --help`` lists every command without importing any, ``lsray dub ...`` imports
+``lsray.batch.cli`` alone, and no runner module ever imports this one (no import cycle). Heavy
+imports (torch, diffusers, ray) stay inside the run functions.
 
 Errors derived from :class:`lsray.errors.LsrayError` print ``error: <message>`` and exit 2; any
 other exception is a bug and propagates with its traceback.
@@ -14,109 +14,63 @@ other exception is a bug and propagates with its traceback.
 from __future__ import annotations
 
 import argparse
-import json
+import importlib
 import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
 from lsray.errors import LsrayError
 
-Runner = Callable[[argparse.Namespace], int]
-ArgDeclarer = Callable[[argparse.ArgumentParser], None]
-
 
 @dataclass(frozen=True)
 class Command:
     name: str  # space-separated path, e.g. "k8s render"
     help: str
-    add_arguments: ArgDeclarer
-    run: Runner
+    module: str  # imported when (and only when) this command is parsed
+    function: str  # in module: (argparse.Namespace) -> exit code
+    arguments: str  # in module: (argparse.ArgumentParser) -> None, declares the flags
+
+    def load(self) -> tuple[Callable[[argparse.ArgumentParser], None], Callable[[argparse.Namespace], int]]:
+        module = importlib.import_module(self.module)
+        return getattr(module, self.arguments), getattr(module, self.function)
 
 
-COMMANDS: list[Command] = []
-
-#: Modules that register further commands when imported (must not import torch / ray at top level).
-COMMAND_MODULES: tuple[str, ...] = ("lsray.pipeline.cli", "lsray.serve.cli", "lsray.batch.cli", "lsray.train.cli",
-                                     "lsray.k8s.cli", "lsray.demo.cli")
-
-
-def register(name: str, help: str, add_arguments: ArgDeclarer, run: Runner) -> None:
-    """Add a subcommand to the registry (later modules: ``dub``, ``serve``, ``k8s render``...)."""
-    if any(c.name == name for c in COMMANDS):
-        raise ValueError(f"command {name!r} registered twice")
-    COMMANDS.append(Command(name, help, add_arguments, run))
-
-
-# ---------------------------------------------------------------------------------------------
-# doctor
-# ---------------------------------------------------------------------------------------------
-def _doctor_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--bundle", metavar="PATH", help="also check a model bundle's files and config")
-    p.add_argument("--json", action="store_true", help="machine-readable output")
-
-
-def _doctor(args: argparse.Namespace) -> int:
-    from lsray import doctor
-
-    checks = doctor.run_checks(args.bundle)
-    if args.json:
-        print(json.dumps(doctor.to_json(checks), indent=2))
-    else:
-        print(doctor.format_text(checks))
-    return 0 if doctor.all_ok(checks) else 1
+#: Every command, in ``lsray --help`` order.
+COMMANDS: tuple[Command, ...] = (
+    Command("doctor", "report Python, torch/CUDA, ffmpeg, mediapipe, Ray and (--bundle) a model bundle",
+            "lsray.doctor", "main", "add_arguments"),
+    Command("convert", "turn a LatentSync checkpoint folder into an lsray model bundle",
+            "lsray.bundle.cli", "convert", "convert_args"),
+    Command("dub-one", "dub one clip in-process (progress bar, per-stage time summary)",
+            "lsray.pipeline.cli", "dub_one", "dub_one_args"),
+    Command("serve", "run the online dubbing service locally (Ray on 127.0.0.1, lsray/serve/serve.yaml)",
+            "lsray.serve.cli", "run_serve", "serve_args"),
+    Command("dub", "dub a catalog on Ray Data (local Ray by default), with a report in --out",
+            "lsray.batch.cli", "dub", "dub_args"),
+    Command("submit", "send the catalog job to a Ray cluster through the Job Submission API",
+            "lsray.batch.cli", "submit", "submit_args"),
+    Command("prepare-training", "turn talking-head videos into training shards (faces, mask, audio features, mel)",
+            "lsray.train.cli", "prepare_training", "prepare_training_args"),
+    Command("k8s render", "print the overlay's Kubernetes manifests (multi-document YAML), like kubectl kustomize",
+            "lsray.k8s.cli", "render", "render_args"),
+    Command("k8s generate", "regenerate the RayService serveConfigV2 patches from lsray/serve/serve.yaml",
+            "lsray.k8s.cli", "generate", "generate_args"),
+    Command("fetch-bundle", "copy a model bundle from s3:// into a local (cache) directory",
+            "lsray.k8s.cli", "fetch_bundle", "fetch_bundle_args"),
+    Command("demo", "dub synthetic clips with known answers on local Ray and write an HTML report",
+            "lsray.demo.cli", "run_demo", "demo_args"),
+)
 
 
-register("doctor", "report Python, torch/CUDA, ffmpeg, mediapipe, Ray and (--bundle) a model bundle",
-         _doctor_args, _doctor)
+def _named_by(cmd: Command, argv: Sequence[str]) -> bool:
+    parts = cmd.name.split()
+    return list(argv[:len(parts)]) == parts
 
 
-# ---------------------------------------------------------------------------------------------
-# convert
-# ---------------------------------------------------------------------------------------------
-def _convert_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("src", metavar="SRC", help="LatentSync checkpoint folder (latentsync_unet.pt, whisper/tiny.pt, ...)")
-    p.add_argument("out", metavar="OUT", help="bundle directory to create")
-    p.add_argument("--resolution", type=int, choices=(256, 512), default=None,  # LatentSync's sizes
-                   help="face crop size the checkpoint was trained at (default: the yaml's, else 256)")
-    p.add_argument("--unet-config", metavar="PATH", help="unet config (json or stage2*.yaml) if not in SRC")
-    p.add_argument("--vae", metavar="DIR", help="diffusers AutoencoderKL folder if not SRC/vae")
-    p.add_argument("--mask", metavar="PNG", help="inpainting mask if not SRC/mask.png")
-    up = p.add_argument_group("upgrades (the loaded model still computes exactly what LatentSync computes)")
-    up.add_argument("--cross-attention-dim", type=int, metavar="N",
-                    help="audio width of the UNet (512 = fused Whisper+phoneme); K/V zero-padded")
-    up.add_argument("--temporal-band", type=int, metavar="N", help="local temporal attention band (+-N frames)")
-    up.add_argument("--anchor-stride", type=int, metavar="N", help="global temporal anchors every N frames")
-    p.add_argument("--force", action="store_true", help="replace OUT if it exists")
-
-
-def _convert(args: argparse.Namespace) -> int:
-    from lsray.bundle.convert import convert_latentsync, unet_upgrades
-
-    out = convert_latentsync(
-        args.src,
-        args.out,
-        resolution=args.resolution,
-        unet_config=args.unet_config,
-        vae=args.vae,
-        mask=args.mask,
-        upgrades=unet_upgrades(args.cross_attention_dim, args.temporal_band, args.anchor_stride),
-        overwrite=args.force,
-    )
-    print(f"wrote bundle {out}")
-    return 0
-
-
-register("convert", "turn a LatentSync checkpoint folder into an lsray model bundle", _convert_args, _convert)
-
-
-# ---------------------------------------------------------------------------------------------
-# parser and entry point
-# ---------------------------------------------------------------------------------------------
-def build_parser() -> argparse.ArgumentParser:
-    import importlib
-
-    for module in COMMAND_MODULES:
-        importlib.import_module(module)
+def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    """The ``lsray`` parser. Given the command line about to be parsed, only the command it names
+    gets its module imported and its arguments declared (the others are listed by name and help,
+    which is all ``lsray --help`` shows); without ``argv`` every command is complete."""
     parser = argparse.ArgumentParser(
         prog="lsray",
         description="Lip-sync dubbing of video catalogs: LatentSync plus five upgrades, on Ray.",
@@ -134,13 +88,16 @@ def build_parser() -> argparse.ArgumentParser:
                                                    required=True)
             prefix = key
         sub = groups[prefix].add_parser(leaf, help=cmd.help, description=cmd.help)
-        cmd.add_arguments(sub)
-        sub.set_defaults(_run=cmd.run)
+        if argv is None or _named_by(cmd, argv):
+            add_arguments, run = cmd.load()
+            add_arguments(sub)
+            sub.set_defaults(_run=run)
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    args = build_parser().parse_args(argv)
+    argv = sys.argv[1:] if argv is None else list(argv)
+    args = build_parser(argv).parse_args(argv)
     try:
         return int(args._run(args) or 0)
     except LsrayError as exc:

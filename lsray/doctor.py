@@ -6,8 +6,10 @@ anything or starts Ray: versions come from package metadata, ffmpeg is asked wit
 
 from __future__ import annotations
 
+import argparse
 import importlib.metadata
 import importlib.util
+import json
 import platform
 import subprocess
 import sys
@@ -148,3 +150,15 @@ def format_text(checks: list[Check]) -> str:
 
 def to_json(checks: list[Check]) -> dict[str, Any]:
     return {"ok": all_ok(checks), "checks": [asdict(c) for c in checks]}
+
+
+# ``lsray doctor`` (see lsray.cli)
+def add_arguments(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--bundle", metavar="PATH", help="also check a model bundle's files and config")
+    p.add_argument("--json", action="store_true", help="machine-readable output")
+
+
+def main(args: argparse.Namespace) -> int:
+    checks = run_checks(args.bundle)
+    print(json.dumps(to_json(checks), indent=2) if args.json else format_text(checks))
+    return 0 if all_ok(checks) else 1

@@ -46,7 +46,7 @@ def ray_cluster():
     """The session's Ray cluster: a head (CPU stages, dashboard for job submission) + an
     'accelerator' node, all on 127.0.0.1; the driver (this process) is connected to it."""
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"
-    # Submitted jobs run `python jobs/dub_catalog.py` through the head's PATH: make that the
+    # Submitted jobs run `python -m lsray.batch.entrypoint` through the head's PATH: make that the
     # test venv's python, as an activated venv (or a cluster image) would.
     os.environ["PATH"] = f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}"
     import ray

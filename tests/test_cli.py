@@ -28,23 +28,52 @@ def test_help_lists_commands():
 
 
 def test_help_does_not_import_torch():
-    code = "import sys; from lsray.cli import build_parser; build_parser(); print('torch' in sys.modules)"
+    """`lsray --help` and the arguments of the commands that drive clusters stay light."""
+    code = ("import sys; from lsray.cli import build_parser\n"
+            "for argv in ([], ['dub'], ['submit'], ['serve'], ['k8s', 'render'], ['demo']): build_parser(argv)\n"
+            "print('torch' in sys.modules)")
     res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
     assert res.stdout.strip() == "False", res.stderr
 
 
-def test_nested_commands_slot_in(monkeypatch, capsys):
+SEEN: dict[str, int] = {}
+
+
+def example_args(p):
+    p.add_argument("--replicas", type=int)
+
+
+def example_run(args) -> int:
+    SEEN["replicas"] = args.replicas
+    return 0
+
+
+def test_nested_commands_slot_in(monkeypatch):
     from lsray import cli
 
-    seen = {}
-    # Load every command module first: a module first imported under the patch would register
-    # into the throwaway copy and be missing from the real registry for the rest of the session.
-    cli.build_parser()
-    monkeypatch.setattr(cli, "COMMANDS", list(COMMANDS))
-    cli.register("k8s example", "a nested command beside the real `k8s render`", lambda p: p.add_argument("--replicas", type=int),
-                 lambda a: seen.setdefault("replicas", a.replicas) and 0)
+    example = cli.Command("k8s example", "a nested command beside the real `k8s render`", __name__, "example_run",
+                          "example_args")
+    monkeypatch.setattr(cli, "COMMANDS", (*COMMANDS, example))
     assert cli.main(["k8s", "example", "--replicas", "3"]) == 0
-    assert seen == {"replicas": 3}
+    assert SEEN == {"replicas": 3}
+
+
+def test_commands_import_lazily():
+    """`lsray --help` imports no command module; running one imports that one alone; no runner
+    module imports lsray.cli back."""
+    code = ("import sys; from lsray.cli import COMMANDS, build_parser; build_parser([]); "
+            "print(sorted({c.module for c in COMMANDS} & set(sys.modules)))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "[]", res.stderr
+    code = ("import sys; from lsray.cli import COMMANDS, build_parser; build_parser(['k8s', 'render']); "
+            "print(sorted({c.module for c in COMMANDS} & set(sys.modules)))")
+    res = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=60)
+    assert res.stdout.strip() == "['lsray.k8s.cli']", res.stderr
+    assert {c.name for c in COMMANDS} >= {"doctor", "convert", "dub-one", "serve", "dub", "submit", "prepare-training",
+                                          "k8s render", "k8s generate", "fetch-bundle", "demo"}
+    for cmd in COMMANDS:
+        add_arguments, run = cmd.load()
+        assert callable(add_arguments) and callable(run), cmd
 
 
 def test_lsray_error_exits_2_without_traceback(tmp_path, capsys):

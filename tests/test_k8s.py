@@ -4,6 +4,7 @@ RayJob entrypoints, the Grafana dashboard and the Dockerfile."""
 from __future__ import annotations
 
 import copy
+import importlib.util
 import io
 import json
 import re
@@ -216,16 +217,18 @@ def test_rayjob_entrypoints_exist_and_parse():
 
     for name, job in jobs.items():
         argv = shlex.split(job["spec"]["entrypoint"])
-        assert argv[0] == "python" and argv[1].startswith("/app/jobs/")
-        assert (REPO / argv[1].removeprefix("/app/")).is_file()
         yaml.safe_load(job["spec"]["runtimeEnvYAML"])
-        if name == "lsray-dub-catalog":
+        if name == "lsray-dub-catalog":  # a module of the installed package, as `lsray submit` sends it
+            assert argv[:3] == ["python", "-m", "lsray.batch.entrypoint"]
+            assert importlib.util.find_spec(argv[2]) is not None
             p = argparse.ArgumentParser()
             add_job_arguments(p)
-            args = p.parse_args(argv[2:])
+            args = p.parse_args(argv[3:])
             assert args.model == "/models/lsray/bundle" and args.config == "/etc/lsray/stages.yaml"
             assert job["spec"]["clusterSelector"] == {"ray.io/cluster": "lsray"}
         else:
+            assert argv[0] == "python" and argv[1].startswith("/app/jobs/")
+            assert (REPO / argv[1].removeprefix("/app/")).is_file()
             cfg = yaml.safe_load((REPO / argv[argv.index("--config") + 1].removeprefix("/app/")).read_text())
             (group,) = job["spec"]["rayClusterSpec"]["workerGroupSpecs"]
             assert group["replicas"] == cfg["ray"]["num_workers"]

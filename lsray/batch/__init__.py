@@ -1,7 +1,7 @@
 """Catalog dubbing on Ray Data: the thin Ray layer over ``lsray.pipeline``'s stages.
 
 ``job.run_job`` is the one code path behind ``lsray dub``, ``lsray submit`` (through
-``jobs/dub_catalog.py``) and the benchmark. Importing this package does not import Ray.
+``python -m lsray.batch.entrypoint``) and the benchmark. Importing this package does not import Ray.
 """
 
 from lsray.batch.config import BatchConfig, StageConfig, load_batch_config

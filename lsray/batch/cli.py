@@ -1,7 +1,7 @@
 """``lsray dub`` and ``lsray submit``: the catalog job from the command line.
 
 ``lsray dub`` runs :func:`lsray.batch.job.run_job` in this process (a local loopback Ray unless
-``--address``); ``jobs/dub_catalog.py`` — the entrypoint ``lsray submit`` sends through the Ray
+``--address``); :mod:`lsray.batch.entrypoint` — the entrypoint ``lsray submit`` sends through the Ray
 Job Submission API — parses the same arguments and calls the same :func:`run_dub`.
 """
 
@@ -9,8 +9,6 @@ from __future__ import annotations
 
 import argparse
 import sys
-
-from lsray.cli import register
 
 
 def add_job_arguments(p: argparse.ArgumentParser) -> None:
@@ -27,7 +25,7 @@ def add_job_arguments(p: argparse.ArgumentParser) -> None:
     add_dub_options(p)
 
 
-def _dub_args(p: argparse.ArgumentParser) -> None:
+def dub_args(p: argparse.ArgumentParser) -> None:
     add_job_arguments(p)
     p.add_argument("--address", metavar="ADDR",
                    help="auto | HOST:PORT | ray://HOST:PORT (connect) | http://HOST:PORT (submit as a Ray job); "
@@ -65,7 +63,7 @@ def run_dub(args: argparse.Namespace, address: str | None = None) -> int:
     return 1 if outcome.summary.failed else 0
 
 
-def _dub(args: argparse.Namespace) -> int:
+def dub(args: argparse.Namespace) -> int:
     from lsray.preload import torch_first
 
     torch_first()  # see lsray.preload
@@ -76,20 +74,16 @@ def _dub(args: argparse.Namespace) -> int:
     return run_dub(args, args.address)
 
 
-def _submit_args(p: argparse.ArgumentParser) -> None:
+def submit_args(p: argparse.ArgumentParser) -> None:
     add_job_arguments(p)
     p.add_argument("--address", required=True, metavar="http://HOST:PORT", help="the cluster's dashboard (Job API)")
     p.add_argument("--ship", choices=("source", "none"), default="source",
-                   help="source: send lsray and jobs/ with the job (runtime_env py_modules + working_dir); "
-                        "none: the cluster image has lsray installed and jobs/ in its working dir")
+                   help="source: send this lsray package with the job (runtime_env py_modules); "
+                        "none: the cluster image has lsray installed")
     p.add_argument("--no-wait", action="store_true", help="print the job id and return")
 
 
-def _submit(args: argparse.Namespace) -> int:
+def submit(args: argparse.Namespace) -> int:
     from lsray.batch.submit import submit_from_args
 
     return submit_from_args(args, args.address, wait=not args.no_wait, ship=args.ship)
-
-
-register("dub", "dub a catalog on Ray Data (local Ray by default), with a report in --out", _dub_args, _dub)
-register("submit", "send the catalog job to a Ray cluster through the Job Submission API", _submit_args, _submit)

@@ -1,10 +1,11 @@
 """``lsray submit``: the same job, sent to a cluster through the Ray Job Submission API.
 
-The entrypoint is ``python jobs/dub_catalog.py <the dub arguments>``. With ``ship="source"`` the
-runtime_env carries the code: ``py_modules`` = this ``lsray`` package, ``working_dir`` = a
-folder holding ``jobs/dub_catalog.py``. With ``ship="none"`` nothing is sent: the cluster's image
-has lsray installed and ``jobs/`` in the working directory of the job. ``python`` is whatever the
-head's PATH gives the job driver (the image's interpreter; on a dev cluster, the activated venv's).
+The entrypoint is ``python -m lsray.batch.entrypoint <the dub arguments>``: a module of the package,
+not a repository file, so an installed lsray (a wheel, the cluster image) submits as well as a
+checkout. With ``ship="source"`` the runtime_env carries the code: ``py_modules`` = this ``lsray``
+package (on the job driver's PYTHONPATH too). With ``ship="none"`` nothing is sent: the cluster's
+image has lsray installed. ``python`` is whatever the head's PATH gives the job driver (the image's
+interpreter; on a dev cluster, the activated venv's).
 """
 
 from __future__ import annotations
@@ -12,16 +13,14 @@ from __future__ import annotations
 import argparse
 import os
 import shlex
-import shutil
 import sys
-import tempfile
 import time
 from pathlib import Path
 
 import lsray
 
 PACKAGE_DIR = Path(lsray.__file__).resolve().parent
-ENTRYPOINT = Path(__file__).resolve().parents[2] / "jobs" / "dub_catalog.py"
+ENTRYPOINT = "python -m lsray.batch.entrypoint"
 TERMINAL = ("SUCCEEDED", "FAILED", "STOPPED")
 #: Environment passed on to the job (S3 endpoint and region; credentials stay with the cluster).
 FORWARDED_ENV = ("LSRAY_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEFAULT_REGION")
@@ -38,15 +37,12 @@ def job_arguments(args: argparse.Namespace) -> list[str]:
     return argv
 
 
-def runtime_env(ship: str, staging: Path) -> dict:
+def runtime_env(ship: str) -> dict:
     env_vars = {"RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER": "0"}
     env_vars.update({k: os.environ[k] for k in FORWARDED_ENV if os.environ.get(k)})
     if ship == "none":
         return {"env_vars": env_vars}
-    (staging / "jobs").mkdir(parents=True)
-    shutil.copy2(ENTRYPOINT, staging / "jobs" / "dub_catalog.py")
-    return {"working_dir": str(staging), "py_modules": [str(PACKAGE_DIR)], "env_vars": env_vars,
-            "excludes": ["__pycache__", "*.pyc"]}
+    return {"py_modules": [str(PACKAGE_DIR)], "env_vars": env_vars, "excludes": ["__pycache__", "*.pyc"]}
 
 
 def submit(address: str, argv: list[str], *, ship: str = "source", wait: bool = True, timeout: float = 3600.0,
@@ -55,17 +51,16 @@ def submit(address: str, argv: list[str], *, ship: str = "source", wait: bool = 
     from ray.job_submission import JobSubmissionClient
 
     client = JobSubmissionClient(address)
-    with tempfile.TemporaryDirectory(prefix="lsray-submit-") as tmp:
-        env = runtime_env(ship, Path(tmp))
-        give_up = time.monotonic() + 120
-        while True:  # a freshly started head's job agent may not be up yet: wait for it
-            try:
-                job_id = client.submit_job(entrypoint="python jobs/dub_catalog.py " + shlex.join(argv), runtime_env=env)
-                break
-            except RuntimeError as exc:
-                if "No available agent" not in str(exc) or time.monotonic() > give_up:
-                    raise
-                time.sleep(2.0)
+    env = runtime_env(ship)
+    give_up = time.monotonic() + 120
+    while True:  # a freshly started head's job agent may not be up yet: wait for it
+        try:
+            job_id = client.submit_job(entrypoint=f"{ENTRYPOINT} {shlex.join(argv)}", runtime_env=env)
+            break
+        except RuntimeError as exc:
+            if "No available agent" not in str(exc) or time.monotonic() > give_up:
+                raise
+            time.sleep(2.0)
     if echo:
         print(f"submitted {job_id} to {address}", file=sys.stderr)
     if not wait:

@@ -1,5 +1,6 @@
 """Model bundles: the directory format (``config``), opening one (``load``) and making one from a
-LatentSync checkpoint (``convert``). Torch modules themselves live in :mod:`lsray.models`."""
+LatentSync checkpoint (``convert``; ``lsray convert`` in ``cli``). Torch modules themselves live in
+:mod:`lsray.models`."""
 
 from lsray.bundle.config import BundleConfig
 from lsray.bundle.load import ModelBundle, load_bundle, register_resolver, resolve_bundle

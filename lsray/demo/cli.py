@@ -7,11 +7,10 @@ import argparse
 import sys
 from pathlib import Path
 
-from lsray.cli import register
 from lsray.demo import DEMO_BUNDLE, DEMO_SYNCNET
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--out", default="lsray-demo", help="output folder (inputs/, dubbed/, report.html)")
     p.add_argument("--model", default=str(DEMO_BUNDLE), help="bundle (default: the demo bundle shipped with lsray)")
     p.add_argument("--syncnet", default=str(DEMO_SYNCNET), help="SyncNet directory for LSE-C / LSE-D")
@@ -63,6 +62,3 @@ def run_demo(args: argparse.Namespace) -> int:
           f"in step with the oracle in {summary['oracle_lag_0']}/{summary['scored']} clips")
     print(f"report: {report}")
     return 0 if all(r.status == "done" for r in outcome.reports) else 1
-
-
-register("demo", "dub synthetic clips with known answers on local Ray and write an HTML report", _args, run_demo)

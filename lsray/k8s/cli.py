@@ -5,18 +5,18 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lsray.cli import register
 from lsray.errors import LsrayError
 
 
-def _render_args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--overlay", required=True, choices=("dev", "prod"), help="k8s/overlays/<overlay>")
+def render_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--overlay", required=True, choices=("dev", "prod"),
+                   help="an overlay of the packaged manifests (k8s/overlays/<overlay> in the repo)")
     p.add_argument("--validate", action="store_true",
                    help="also validate every manifest offline (KubeRay CRDs from ../shared/k8s-schemas, core kinds)")
     p.add_argument("--crds", metavar="DIR", help="folder holding the KubeRay CRD yamls (for --validate)")
 
 
-def _render(args: argparse.Namespace) -> int:
+def render(args: argparse.Namespace) -> int:
     from lsray.k8s import K8S_DIR, kustomize, serve_config
 
     stale = serve_config.stale_files()
@@ -34,15 +34,11 @@ def _render(args: argparse.Namespace) -> int:
     return 0
 
 
-register("k8s render", "print the overlay's Kubernetes manifests (multi-document YAML), like kubectl kustomize",
-         _render_args, _render)
-
-
-def _generate_args(p: argparse.ArgumentParser) -> None:
+def generate_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--check", action="store_true", help="exit 1 if a generated file is stale, write nothing")
 
 
-def _generate(args: argparse.Namespace) -> int:
+def generate(args: argparse.Namespace) -> int:
     from lsray.k8s import serve_config
 
     if args.check:
@@ -55,20 +51,13 @@ def _generate(args: argparse.Namespace) -> int:
     return 0
 
 
-register("k8s generate", "regenerate the RayService serveConfigV2 patches from deployments/serve.yaml",
-         _generate_args, _generate)
-
-
-def _fetch_args(p: argparse.ArgumentParser) -> None:
+def fetch_bundle_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("uri", metavar="URI", help="s3://bucket/prefix of a model bundle")
     p.add_argument("dest", metavar="DIR", help="local directory to fill (replaced atomically; kept when up to date)")
 
 
-def _fetch(args: argparse.Namespace) -> int:
+def fetch_bundle(args: argparse.Namespace) -> int:
     from lsray.storage.bundle_cache import sync_bundle
 
     print(f"bundle {args.uri} -> {sync_bundle(args.uri, args.dest)}")
     return 0
-
-
-register("fetch-bundle", "copy a model bundle from s3:// into a local (cache) directory", _fetch_args, _fetch)

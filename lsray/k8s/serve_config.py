@@ -1,7 +1,8 @@
 """RayService ``serveConfigV2``, generated from ``deployments/serve.yaml`` (one source of truth).
 
-``deployments/serve.yaml`` stays the file people edit. What a cluster needs on top of it is a
-short, reviewed list of overrides kept next to the manifests:
+``deployments/serve.yaml`` (a symlink to the package's ``lsray/serve/serve.yaml``) stays the file
+people edit. What a cluster needs on top of it is a short, reviewed list of overrides kept next to
+the manifests (``k8s/``, a symlink to the package's ``lsray/k8s/manifests``):
 
 - ``k8s/base/serve-overrides.yaml``      every cluster (HTTP on 0.0.0.0 in the pod, the bundle
                                          cache volume, the shared work volume);
@@ -30,7 +31,7 @@ import yaml
 from lsray.errors import LsrayError
 from lsray.k8s import K8S_DIR
 
-SERVE_YAML = Path(__file__).resolve().parents[2] / "deployments" / "serve.yaml"
+SERVE_YAML = Path(__file__).resolve().parents[1] / "serve" / "serve.yaml"
 OVERRIDES_FILE = "serve-overrides.yaml"
 GENERATED_FILE = "serve-config.generated.yaml"
 RAYSERVICE_NAME = "lsray-serve"
@@ -120,7 +121,7 @@ def patch_text(overlay: str | None) -> str:
     dumper = type("LiteralDumper", (yaml.SafeDumper,), {})
     dumper.add_representer(_Literal, _literal)
     ops = [{"op": "add", "path": "/spec/serveConfigV2", "value": _Literal(serve_config_v2(overlay))}]
-    names = " + ".join(str(p.relative_to(K8S_DIR.parent)) for p in layers_for(overlay))
+    names = " + ".join(f"k8s/{p.relative_to(K8S_DIR)}" for p in layers_for(overlay))  # as the repo shows them
     return HEADER.format(overrides=names) + yaml.dump(ops, Dumper=dumper, sort_keys=False, width=120)
 
 

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import sys
 
-from lsray.cli import register
 
 #: Stages shown in the time summary, in pipeline order.
 SUMMARY_STAGES = ("face", "audio", "unet", "vae", "encode")
@@ -24,7 +23,7 @@ def dub_options(args: argparse.Namespace):
     return options_from_flags(args)
 
 
-def _args(p: argparse.ArgumentParser) -> None:
+def dub_one_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("video", metavar="VIDEO", help="source video (any ffmpeg-readable file)")
     p.add_argument("audio", metavar="AUDIO", help="dubbed audio track")
     p.add_argument("-o", "--output", required=True, metavar="OUT.mp4", help="output video")
@@ -34,7 +33,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     add_dub_options(p)
 
 
-def _run(args: argparse.Namespace) -> int:
+def dub_one(args: argparse.Namespace) -> int:
     from pydantic import ValidationError
     from tqdm import tqdm
 
@@ -74,6 +73,3 @@ def _run(args: argparse.Namespace) -> int:
         s = result.timings.get(stage, 0.0)
         print(f"  {stage:<7}{s:8.2f} s  {100 * s / total if total else 0:5.1f}%")
     return 0
-
-
-register("dub-one", "dub one clip in-process (progress bar, per-stage time summary)", _args, _run)

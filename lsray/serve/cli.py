@@ -4,18 +4,16 @@ from __future__ import annotations
 
 import argparse
 
-from lsray.cli import register
 
-
-def _args(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--config", metavar="YAML", help="Serve config file (default: deployments/serve.yaml)")
+def serve_args(p: argparse.ArgumentParser) -> None:
+    p.add_argument("--config", metavar="YAML", help="Serve config file (default: the packaged lsray/serve/serve.yaml)")
     p.add_argument("--bundle", metavar="DIR", help="override the app's args.bundle")
     p.add_argument("--port", type=int, help="override http_options.port")
     p.add_argument("--num-cpus", type=int, help="logical CPUs of the local Ray node (default: all)")
     p.add_argument("--check", action="store_true", help="validate the config (ServeDeploySchema + app args) and exit")
 
 
-def _run(args: argparse.Namespace) -> int:
+def run_serve(args: argparse.Namespace) -> int:
     import time
 
     from lsray.errors import LsrayError
@@ -45,6 +43,3 @@ def _run(args: argparse.Namespace) -> int:
     except KeyboardInterrupt:
         serve.shutdown()
     return 0
-
-
-register("serve", "run the online dubbing service locally (Ray on 127.0.0.1, deployments/serve.yaml)", _args, _run)

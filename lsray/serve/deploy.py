@@ -1,8 +1,9 @@
 """Config file -> running application, the way ``serve run deployments/serve.yaml`` does it.
 
-``deployments/serve.yaml`` is the single source of truth (a later issue turns it into a
-KubeRay RayService's ``serveConfigV2``). ``lsray serve``, the tests and the benchmark read it,
-apply a few overrides (bundle path, port, keys, sizes) and hand the validated
+``lsray/serve/serve.yaml`` (package data, so an installed lsray finds it; ``deployments/serve.yaml``
+in the repository is a symlink to it) is the single source of truth, also of the KubeRay
+RayService's ``serveConfigV2`` (:mod:`lsray.k8s.serve_config`). ``lsray serve``, the tests and the
+benchmark read it, apply a few overrides (bundle path, port, keys, sizes) and hand the validated
 ``ServeDeploySchema`` to Serve's controller exactly like the ``serve run`` CLI.
 """
 
@@ -20,7 +21,7 @@ import yaml
 # importers of this module get loopback-only Ray; see init_local_ray).
 os.environ.setdefault("RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER", "0")
 
-DEFAULT_CONFIG = Path(__file__).resolve().parents[2] / "deployments" / "serve.yaml"
+DEFAULT_CONFIG = Path(__file__).resolve().parent / "serve.yaml"
 APP_NAME = "lsray"
 
 

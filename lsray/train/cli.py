@@ -5,10 +5,8 @@ from __future__ import annotations
 import argparse
 import json
 
-from lsray.cli import register
 
-
-def _args(p: argparse.ArgumentParser) -> None:
+def prepare_training_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("catalog", metavar="CATALOG", help="JSONL/CSV/Parquet catalog: clip_id, video, audio (the clip's own track)")
     p.add_argument("--out", required=True, metavar="URI", help="output folder (local or s3://)")
     p.add_argument("--bundle", required=True, metavar="BUNDLE", help="bundle whose Whisper encoder (and mask) to use")
@@ -22,7 +20,7 @@ def _args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--keyframe-interval", type=int, default=5, help="face detection every N frames")
 
 
-def _run(args: argparse.Namespace) -> int:
+def prepare_training(args: argparse.Namespace) -> int:
     import torch
 
     from lsray.audio.whisper import WhisperEncoder
@@ -54,7 +52,3 @@ def _run(args: argparse.Namespace) -> int:
                                keyframe_interval=args.keyframe_interval)
     print(json.dumps(summary.as_dict(), indent=2))
     return 0 if summary.clips_written else 1
-
-
-register("prepare-training", "turn talking-head videos into training shards (faces, mask, audio features, mel)",
-         _args, _run)
