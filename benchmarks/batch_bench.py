@@ -42,13 +42,13 @@ def run_local(model: str, inputs, steps: int, out_dir: Path) -> dict:
     from lsray.pipeline.local import run_clip
     from lsray.pipeline.options import DubOptions
     from lsray.pipeline.records import ClipSpec
-    from lsray.pipeline.stages import build_stages
+    from lsray.pipeline.flow import ClipFlow
 
     t0 = time.perf_counter()
-    stages = build_stages(load_bundle(model), encode_preset="veryfast")
+    flow = ClipFlow(load_bundle(model), encode_preset="veryfast")
     frames = unet = 0.0
     for cid, video, audio in inputs:
-        r = run_clip(stages, ClipSpec(cid, str(video), str(audio), str(out_dir / f"{cid}.mp4"), DubOptions(steps=steps)))
+        r = run_clip(flow, ClipSpec(cid, str(video), str(audio), str(out_dir / f"{cid}.mp4"), DubOptions(steps=steps)))
         assert r.status == "done", r.error
         frames += r.frames
         unet += r.timings.get("unet", 0.0)

@@ -76,11 +76,11 @@ def sampler_inputs(bundle: str, video: Path, audio: Path, steps: int, n: int) ->
     from lsray.bundle import load_bundle
     from lsray.pipeline.options import DubOptions
     from lsray.pipeline.records import ClipSpec
-    from lsray.pipeline.stages import build_stages
+    from lsray.pipeline.flow import ClipFlow
 
-    stages = build_stages(load_bundle(bundle))
+    flow = ClipFlow(load_bundle(bundle))
     spec = ClipSpec("bench", str(video), str(audio), str(video.with_name("unused.mp4")), DubOptions(steps=steps, guidance=1.0))
-    shard = [stages.audio(s) for s in stages.shard(stages.voice(stages.prepare(spec)))][0]
+    shard = [flow.audio(s) for s in flow.shard(flow.prepare(spec))][0]
     return [copy.deepcopy(shard) for _ in range(n)]
 
 

@@ -70,14 +70,14 @@ def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict
     from lsray.pipeline.local import run_clip
     from lsray.pipeline.options import DubOptions
     from lsray.pipeline.records import ClipSpec
-    from lsray.pipeline.stages import build_stages
+    from lsray.pipeline.flow import ClipFlow
 
-    stages = build_stages(load_bundle(str(bundle)), encode_preset="veryfast")
+    flow = ClipFlow(load_bundle(str(bundle)), encode_preset="veryfast")
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
     for clip in clips:
         out = out_dir / f"{clip.clip_id}.mp4"
-        r = run_clip(stages, ClipSpec(clip.clip_id, clip.video, clip.audio, str(out), DubOptions(seed=0, **options)))
+        r = run_clip(flow, ClipSpec(clip.clip_id, clip.video, clip.audio, str(out), DubOptions(seed=0, **options)))
         sample = r.timings.get("unet", 0.0) + r.timings.get("vae", 0.0)
         results[clip.clip_id] = (r.status, str(out) if out.is_file() else None, r.error, sample / max(r.frames, 1))
     s = summarise(score_clips(clips, results, scorer))

@@ -69,7 +69,7 @@ def test_schedulers(loaded):
     assert ddim.timesteps.tolist() == [751, 501, 251, 1]  # upstream's visited timesteps (fixture README)
     assert ddim.config.beta_schedule == "scaled_linear" and not ddim.config.set_alpha_to_one
     assert isinstance(loaded.make_scheduler("lcm"), LCMScheduler)
-    assert isinstance(loaded.make_scheduler(), DDIMScheduler)
+    assert isinstance(loaded.make_scheduler("ddim"), DDIMScheduler)
     with pytest.raises(BundleError):
         loaded.make_scheduler("euler")  # type: ignore[arg-type]
 

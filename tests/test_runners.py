@@ -215,7 +215,9 @@ def test_serve_on_two_nodes_with_s3_staging_gives_the_same_mouths(
     def on(node_resources: dict, name: str) -> dict:
         scratch = tmp_path / f"scratch-{name}"
         scratch.mkdir()
-        return {"num_replicas": 1, "ray_actor_options": {**node_resources, "runtime_env": {
+        one = ({"num_replicas": 1} if name == "jobs" else
+               {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 2}})
+        return {**one, "ray_actor_options": {**node_resources, "runtime_env": {
             "env_vars": {**env, "TMPDIR": str(scratch)}}}}
 
     head = {"num_cpus": 0.1}

@@ -147,12 +147,13 @@ class ModelBundle:
             raise MissingWeightError(self.path / VAE_DIR, "VAE folder (diffusers AutoencoderKL)")
         return self.vae
 
-    def make_scheduler(self, kind: Literal["ddim", "lcm"] | None = None) -> Any:
-        """A fresh diffusers scheduler on the bundle's noise schedule (default: its sampler)."""
+    def make_scheduler(self, kind: Literal["ddim", "lcm"]) -> Any:
+        """A fresh diffusers scheduler of ``kind`` on the bundle's noise schedule (for training;
+        a clip's sampler is decided by ``DubOptions.resolve``)."""
         from lsray.sampling import make_scheduler
 
         try:
-            return make_scheduler(kind or self.config.sampler.method, self.config.sampler.scheduler)
+            return make_scheduler(kind, self.config.sampler.scheduler)
         except ValueError as exc:
             raise BundleError(str(exc)) from exc
 
@@ -169,7 +170,8 @@ class ModelBundle:
 def bundle_files(path: str | Path) -> dict[str, bool]:
     """Which of a bundle's expected files exist (``lsray doctor --bundle``); no weights are read.
 
-    The phoneme files are expected when ``config.json`` (if readable) declares fused audio.
+    The phoneme files are expected when ``config.json`` (if readable) declares fused audio, the
+    teacher's weights when it is an LCM student bundle that ships one.
     """
     root = Path(path)
     files = {
@@ -178,7 +180,10 @@ def bundle_files(path: str | Path) -> dict[str, bool]:
         f"{WHISPER_DIR}/config.json": (root / WHISPER_DIR / "config.json").is_file(),
         f"{WHISPER_DIR}/model.safetensors": (root / WHISPER_DIR / "model.safetensors").is_file(),
     }
-    if _declares_fused(root / CONFIG_FILE):
+    config = _readable(root / CONFIG_FILE)
+    if config is not None and config.lcm is not None and config.lcm.teacher_unet:
+        files[config.lcm.teacher_unet] = (root / config.lcm.teacher_unet).is_file()
+    if config is not None and config.audio.encoder == "fused":
         from lsray.audio.phoneme import PHONEME_FILES
 
         files.update({f"{PHONEME_DIR}/{name}": (root / PHONEME_DIR / name).is_file() for name in PHONEME_FILES})
@@ -186,11 +191,11 @@ def bundle_files(path: str | Path) -> dict[str, bool]:
     return files
 
 
-def _declares_fused(config_file: Path) -> bool:
+def _readable(config_file: Path) -> BundleConfig | None:
     try:
-        return BundleConfig.read(config_file).audio.encoder == "fused"
+        return BundleConfig.read(config_file)
     except LsrayError:  # missing or invalid: reported on its own, nothing more to expect
-        return False
+        return None
 
 
 def _vae_present(vae_dir: Path) -> bool:

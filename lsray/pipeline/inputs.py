@@ -1,4 +1,4 @@
-"""Local copies of a clip's inputs on the worker that needs them.
+"""Local copies of a clip's inputs (and staged files) on the worker that needs them.
 
 ffmpeg and mediapipe need real files. Local paths pass through; ``s3://`` objects are copied
 once per worker with :func:`lsray.storage.local_copy` and kept in a small LRU, because the same
@@ -40,6 +40,7 @@ class InputCache:
         return dataclasses.replace(
             spec, video=self.path(spec.video), audio=self.path(spec.audio),
             face_sidecar=self.path(spec.face_sidecar) if spec.face_sidecar else None,
+            voice_reference=self.path(spec.voice_reference) if spec.voice_reference else None,
         )
 
     def plan(self, plan: ClipPlan) -> ClipPlan:
