@@ -37,7 +37,7 @@ def test_local_cluster_has_cpus_for_every_pool():
 def test_rows_round_trip_through_numpy_batches():
     from lsray.batch.records import ClipTicket, decode, encode, rows_of, to_batch
 
-    t = ClipTicket(clip_id="a", row_json="{}", line=3, out_uri="o", staging_uri="s")
+    t = ClipTicket(clip_id="a", row_json="{}", line=3, out_uri="o")
     batch = to_batch([encode("row", "a", t), encode("report", "b", (t, None))])
     rows = list(rows_of(batch))
     assert [decode(r)[:2] for r in rows] == [("a", "row"), ("b", "report")]

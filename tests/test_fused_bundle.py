@@ -115,19 +115,19 @@ def test_pipeline_stages_run_a_fused_bundle(assets, tmp_path):
 
     from lsray.pipeline.options import DubOptions
     from lsray.pipeline.records import ClipSpec
-    from lsray.pipeline.stages import build_stage
+    from lsray.pipeline.flow import ClipFlow
 
-    bundle = load_bundle(assets["fused"], device="cpu", lazy=True)
+    flow = ClipFlow(load_bundle(assets["fused"], device="cpu", lazy=True))
     dub = write_dub(tmp_path / "dub.wav", 16 / 25)
     video = write_face_clip(tmp_path / "face.mp4", frames=16)
     spec = ClipSpec("fused", str(video), str(dub), str(tmp_path / "out.mp4"), DubOptions(steps=1, guidance=1.0))
-    plan = build_stage("prepare", bundle, work_root=str(tmp_path / "work"))(spec)
-    [shard] = list(build_stage("shard", bundle)(plan))
+    plan = flow.prepare(spec)
+    [shard] = list(flow.shard(plan))
     assert shard.phoneme_stats is not None  # the clip's normalisation, shared by every shard
-    shard = build_stage("audio", bundle)(shard)
+    shard = flow.audio(shard)
     assert shard.tokens.shape == (16, 20, FUSED_DIM)
     assert np.abs(shard.tokens[..., WHISPER_DIM:]).max() > 0  # the phoneme part is really there
-    shard = build_stage("sample", bundle)(shard)  # the widened UNet takes them
+    [shard] = flow.sample([shard])  # the widened UNet takes them
     assert shard.generated.shape == (16, 256, 256, 3)
 
 

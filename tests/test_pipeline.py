@@ -24,11 +24,11 @@ FAST = dict(steps=1, guidance=1.0)  # one UNet pass per window keeps the suite q
 
 
 @pytest.fixture(scope="module")
-def stages(tiny_bundle):
+def flow(tiny_bundle):
     from lsray.bundle import load_bundle
-    from lsray.pipeline.stages import build_stages
+    from lsray.pipeline.flow import ClipFlow
 
-    return build_stages(load_bundle(tiny_bundle, device="cpu"), encode_preset="ultrafast")
+    return ClipFlow(load_bundle(tiny_bundle, device="cpu"), encode_preset="ultrafast")
 
 
 def frames_of(path: Path) -> np.ndarray:
@@ -42,16 +42,16 @@ def reencoded(frames: np.ndarray, path: Path) -> np.ndarray:
     return frames_of(write_video(path, (f.astype(np.uint8) for f in frames), 25, crf=18, preset="ultrafast"))
 
 
-def dub(stages, tmp_path: Path, video: Path, audio: Path, name: str = "out.mp4", **opts):
+def dub(flow, tmp_path: Path, video: Path, audio: Path, name: str = "out.mp4", **opts):
     out = tmp_path / name
-    result = run_clip(stages, ClipSpec(name, str(video), str(audio), str(out), DubOptions(**{**FAST, **opts})))
+    result = run_clip(flow, ClipSpec(name, str(video), str(audio), str(out), DubOptions(**{**FAST, **opts})))
     return result, out
 
 
-def test_end_to_end_on_a_real_face(stages, tmp_path):
+def test_end_to_end_on_a_real_face(flow, tmp_path):
     video = write_face_clip(tmp_path / "src.mp4", frames=32)
     audio = write_dub(tmp_path / "dub.wav", 32 / 25, sample_rate=44100)
-    result, out = dub(stages, tmp_path, video, audio)
+    result, out = dub(flow, tmp_path, video, audio)
     assert result.status == "done", result.error
     assert result.no_face_frames == 0 and result.frames == 32
     info = probe(out)
@@ -64,10 +64,10 @@ def test_end_to_end_on_a_real_face(stages, tmp_path):
 
 
 @pytest.mark.parametrize("fps", [Fraction(24), Fraction(30), Fraction(30000, 1001)])
-def test_source_frame_rate_is_kept(stages, tmp_path, fps):
+def test_source_frame_rate_is_kept(flow, tmp_path, fps):
     video = write_face_clip(tmp_path / "src.mp4", fps=fps, frames=16)
     audio = write_dub(tmp_path / "dub.wav", float(16 / fps), sample_rate=48000)
-    result, out = dub(stages, tmp_path, video, audio)
+    result, out = dub(flow, tmp_path, video, audio)
     assert result.status == "done", result.error
     info = probe(out)
     assert info.fps == fps and count_frames(out) == 16
@@ -86,10 +86,10 @@ SYNC_CASES = [
 
 
 @pytest.mark.parametrize("mode, seconds, frames", SYNC_CASES)
-def test_sync_modes_set_the_output_length(stages, tmp_path, mode, seconds, frames):
+def test_sync_modes_set_the_output_length(flow, tmp_path, mode, seconds, frames):
     video = write_blank_clip(tmp_path / "src.mp4", frames=24)  # no face: no UNet, timing only
     audio = write_dub(tmp_path / "dub.wav", seconds)
-    result, out = dub(stages, tmp_path, video, audio, sync_mode=mode)
+    result, out = dub(flow, tmp_path, video, audio, sync_mode=mode)
     assert result.status == "no_face", result.error
     assert result.frames == frames
     assert abs(count_frames(out) - frames) <= 1
@@ -110,11 +110,11 @@ def test_timeline_maps_output_to_source_frames():
     assert silence.output_frames == 6 and silence.source_index(np.arange(6)).tolist() == [0, 1, 2, 3, 3, 3]
 
 
-def test_frames_without_a_face_pass_through(stages, tmp_path):
+def test_frames_without_a_face_pass_through(flow, tmp_path):
     blank = set(range(8, 16))
     video = write_face_clip(tmp_path / "src.mp4", frames=32, blank_frames=blank)
     audio = write_dub(tmp_path / "dub.wav", 32 / 25)
-    result, out = dub(stages, tmp_path, video, audio)
+    result, out = dub(flow, tmp_path, video, audio)
     assert result.status == "done" and result.no_face_frames == len(blank)
     src, dst = frames_of(video), frames_of(out)
     for i in sorted(blank):
@@ -122,19 +122,19 @@ def test_frames_without_a_face_pass_through(stages, tmp_path):
         assert 10 * np.log10(255**2 / max(mse, 1e-9)) > 40, i  # equal up to codec error
 
 
-def test_pixels_outside_the_feathered_mask_are_unchanged(stages, tmp_path):
+def test_pixels_outside_the_feathered_mask_are_unchanged(flow, tmp_path):
     import cv2
 
     video = write_face_clip(tmp_path / "src.mp4", frames=16)
     audio = write_dub(tmp_path / "dub.wav", 16 / 25)
-    result, out = dub(stages, tmp_path, video, audio)
+    result, out = dub(flow, tmp_path, video, audio)
     assert result.status == "done"
     spec = ClipSpec("probe", str(video), str(audio), str(tmp_path / "unused.mp4"), DubOptions(**FAST))
-    shard = next(stages.shard(stages.prepare(spec)))
+    shard = next(flow.shard(flow.prepare(spec)))
     src, dst = frames_of(video), frames_of(out)
     # Codec error alone: the source re-encoded with the same settings and nothing changed.
     again = reencoded(src, tmp_path / "again.mp4")
-    blender = stages.render._blender(shard.crops.shape[1])
+    blender = flow.render_stage._blender(shard.crops.shape[1])
     for k in (0, 7, 15):
         inside = blender.frame_alpha(shard.affines[k].astype(np.float64), src[k].shape) > 0
         # H.264 codes 16x16 macroblocks: a change spills into the blocks it touches, no further.
@@ -146,10 +146,10 @@ def test_pixels_outside_the_feathered_mask_are_unchanged(stages, tmp_path):
         assert diff[inside].mean() > 5 * codec[inside].mean() + 2  # the mouth did change
 
 
-def test_silence_in_the_dub_keeps_the_original_mouth(stages, tmp_path):
+def test_silence_in_the_dub_keeps_the_original_mouth(flow, tmp_path):
     video = write_face_clip(tmp_path / "src.mp4", frames=48)
     audio = write_dub(tmp_path / "dub.wav", 48 / 25, pause=(0.64, 1.92))  # frames 16..47 silent
-    result, out = dub(stages, tmp_path, video, audio)
+    result, out = dub(flow, tmp_path, video, audio)
     assert result.status == "done"
     src = frames_of(video)
     change = np.abs(frames_of(out) - src).mean(axis=(1, 2, 3))
@@ -158,7 +158,7 @@ def test_silence_in_the_dub_keeps_the_original_mouth(stages, tmp_path):
     assert change[:12].min() > 2 * change[24:].max()  # speaking frames: the dubbed mouth
 
 
-def test_shards_reassemble_without_a_seam(stages, tmp_path):
+def test_shards_reassemble_without_a_seam(flow, tmp_path):
     """However a clip is cut into shards, every window sees the same inputs and noise, so the
     generated faces are identical: no seam can appear at a shard boundary."""
     video = write_face_clip(tmp_path / "src.mp4", frames=48)
@@ -166,17 +166,17 @@ def test_shards_reassemble_without_a_seam(stages, tmp_path):
     generated = {}
     for seconds in (10.0, 0.64):  # one shard, or three shards of one 16-frame window each
         spec = ClipSpec("seam", str(video), str(audio), str(tmp_path / "o.mp4"), DubOptions(**FAST, segment_seconds=seconds))
-        shards = [stages.sample(stages.audio(s)) for s in stages.shard(stages.prepare(spec))]
+        shards = [flow.sample([flow.audio(s)])[0] for s in flow.shard(flow.prepare(spec))]
         assert len(shards) == (1 if seconds > 1 else 3)
         generated[seconds] = np.concatenate([s.generated for s in shards])
     assert np.array_equal(generated[10.0], generated[0.64])
     assert generated[10.0].shape[0] == 48
 
 
-def test_no_face_anywhere_returns_the_original_with_the_dub(stages, tmp_path):
+def test_no_face_anywhere_returns_the_original_with_the_dub(flow, tmp_path):
     video = write_blank_clip(tmp_path / "src.mp4", frames=20)
     audio = write_dub(tmp_path / "dub.wav", 20 / 25, sample_rate=22050)
-    result, out = dub(stages, tmp_path, video, audio)
+    result, out = dub(flow, tmp_path, video, audio)
     assert result.status == "no_face" and result.no_face_frames == 20
     src = frames_of(video)
     assert np.abs(frames_of(out) - src).mean() <= 1.3 * np.abs(reencoded(src, tmp_path / "again.mp4") - src).mean() + 0.2
@@ -205,10 +205,10 @@ def _bad_inputs(tmp_path: Path) -> dict[str, tuple[Path, Path, str]]:
     }
 
 
-def test_bad_inputs_give_clear_errors_and_no_output(stages, tmp_path):
+def test_bad_inputs_give_clear_errors_and_no_output(flow, tmp_path):
     for case, (video, audio, named) in _bad_inputs(tmp_path).items():
         out = tmp_path / f"{case.replace(' ', '_')}.mp4"
-        result = run_clip(stages, ClipSpec(case, str(video), str(audio), str(out), DubOptions(**FAST)))
+        result = run_clip(flow, ClipSpec(case, str(video), str(audio), str(out), DubOptions(**FAST)))
         assert result.status == "error", case
         assert named in result.error, (case, result.error)
         assert not out.exists(), case
@@ -239,7 +239,7 @@ def test_dub_one_cli_reports_and_exits(tiny_bundle, tmp_path):
 
 
 @pytest.mark.slow
-def test_8k_frames_work_at_working_resolution_and_paste_back_at_full(stages, tmp_path):
+def test_8k_frames_work_at_working_resolution_and_paste_back_at_full(flow, tmp_path):
     from lsray.media import VideoWriter
 
     size = (7680, 4320)
@@ -248,7 +248,7 @@ def test_8k_frames_work_at_working_resolution_and_paste_back_at_full(stages, tmp
         for i in range(4):
             writer.write(face_frame(i, size=size, scale=9.0))  # a head ~half the frame tall, as an 8K close-up
     audio = write_dub(tmp_path / "dub.wav", 4 / 25)
-    result, out = dub(stages, tmp_path, video, audio)
+    result, out = dub(flow, tmp_path, video, audio)
     assert result.status == "done", result.error
     info = probe(out)
     assert (info.width, info.height) == size and count_frames(out) == 4

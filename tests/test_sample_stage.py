@@ -12,7 +12,7 @@ import torch
 
 from lsray.bundle import load_bundle
 from lsray.pipeline.sample import SampleStage, _Window
-from lsray.pipeline.stages import build_stage
+from lsray.pipeline.flow import ClipFlow
 from lsray.sampling import WindowConditioning
 
 FRAMES = 2
@@ -20,7 +20,7 @@ FRAMES = 2
 
 @pytest.fixture(scope="module")
 def stage(tiny_bundle) -> SampleStage:
-    return build_stage("sample", load_bundle(tiny_bundle, device="cpu"))
+    return ClipFlow(load_bundle(tiny_bundle, device="cpu")).sample_stage
 
 
 def _window(stage: SampleStage, seed: int = 0) -> _Window:

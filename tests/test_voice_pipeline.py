@@ -18,11 +18,11 @@ SPEAKER_LINES = "The weather was fine this morning. We walked along the river fo
 
 
 @pytest.fixture(scope="module")
-def stages(tiny_bundle):
+def flow(tiny_bundle):
     from lsray.bundle import load_bundle
-    from lsray.pipeline.stages import build_stages
+    from lsray.pipeline.flow import ClipFlow
 
-    return build_stages(load_bundle(tiny_bundle, device="cpu"), encode_preset="ultrafast")
+    return ClipFlow(load_bundle(tiny_bundle, device="cpu"), encode_preset="ultrafast")
 
 
 def _wav(path, speech) -> str:
@@ -42,10 +42,10 @@ def clip(tmp_path_factory):
     return root, video, _wav(root / "dub.wav", dub), frames
 
 
-def test_converted_dub_is_muxed_and_sounds_like_the_speaker(stages, clip):
+def test_converted_dub_is_muxed_and_sounds_like_the_speaker(flow, clip):
     root, video, dub, frames = clip
     out = root / "dubbed.mp4"
-    result = run_clip(stages, ClipSpec("v", str(video), dub, str(out), DubOptions(voice_conversion=True, steps=1)))
+    result = run_clip(flow, ClipSpec("v", str(video), dub, str(out), DubOptions(voice="builtin", steps=1)))
     assert result.status == "no_face", result.error  # the face is blank here: only the voice is tested
     print("speaker similarity before / after conversion:", result.similarity_before, result.speaker_similarity)
     assert result.speaker_similarity > result.similarity_before + 0.05
@@ -59,11 +59,11 @@ def test_converted_dub_is_muxed_and_sounds_like_the_speaker(stages, clip):
     assert corr < 0.9  # the converted track, not the original dub
 
 
-def test_reference_file_from_the_catalog_row_is_used(stages, clip):
+def test_reference_file_from_the_catalog_row_is_used(flow, clip):
     root, video, dub, _ = clip
     ref = _wav(root / "ref.wav", synthesize(SPEAKER_LINES, voice="en+m3"))
-    spec = ClipSpec("r", str(video), dub, str(root / "r.mp4"), DubOptions(voice_conversion=True), voice_reference=ref)
-    plan = stages.voice(stages.prepare(spec))
+    spec = ClipSpec("r", str(video), dub, str(root / "r.mp4"), DubOptions(voice="builtin"), voice_reference=ref)
+    plan = flow.prepare(spec)
     assert plan.track.endswith("voice.wav") and plan.speaker_similarity > plan.similarity_before
 
 
@@ -73,6 +73,6 @@ def test_too_little_speech_for_a_reference_is_a_clear_error(stages, tmp_path):
     silent_source = write_face_clip(tmp_path / "quiet.mp4", frames=20, blank_frames=set(range(20)),
                                     audio=write_dub(tmp_path / "hum.wav", 0.8))
     dub = write_dub(tmp_path / "dub.wav", 0.8)
-    result = run_clip(stages, ClipSpec("q", str(silent_source), str(dub), str(tmp_path / "q.mp4"),
-                                       DubOptions(voice_conversion=True)))
+    result = run_clip(flow, ClipSpec("q", str(silent_source), str(dub), str(tmp_path / "q.mp4"),
+                                       DubOptions(voice="builtin")))
     assert result.status == "error" and "speech" in result.error and not (tmp_path / "q.mp4").exists()

@@ -12,9 +12,6 @@ Every worker follows the same three rules:
 
 from __future__ import annotations
 
-import dataclasses
-import shutil
-import tempfile
 import time
 from dataclasses import dataclass, field
 from datetime import datetime, timezone
@@ -41,6 +38,13 @@ class WorkerContext:
     ledger: str | None = None
     job_id: str = "lsray"
     encode_preset: str = "veryfast"
+    windows_per_call: int = 4  # sample: windows of a batch's shards denoised per UNet call
+
+    def flow(self):
+        """This worker's view of the one clip flow (stages load on first use: only its own)."""
+        from lsray.pipeline.flow import ClipFlow
+
+        return ClipFlow(self.bundle, staging_root=self.staging_root, encode_preset=self.encode_preset, s3=self.s3)
 
 
 def error_message(stage: str, exc: BaseException) -> str:
@@ -62,13 +66,13 @@ def report_row(ticket: ClipTicket, status: str, *, error: str | None = None, out
 
 
 class StageWorker:
-    """Base of the stage actors: decode, pass through, isolate errors, ledger + metrics."""
+    """Base of the stage actors: decode, pass through, isolate errors, ledger + metrics. The
+    work itself is one step of :class:`lsray.pipeline.flow.ClipFlow`."""
 
     stage = ""
     handles = ""  # the row kind this stage consumes
 
     def __init__(self, ctx: WorkerContext) -> None:
-        from lsray.batch.inputs import InputCache
         from lsray.batch.ledger import LedgerClient
         from lsray.batch.metrics import StageMetrics
         from lsray.storage import set_default_s3_config
@@ -76,7 +80,7 @@ class StageWorker:
         if ctx.s3 is not None:
             set_default_s3_config(ctx.s3)
         self.ctx = ctx
-        self.inputs = InputCache(ctx.s3)
+        self.flow = ctx.flow()
         self.ledger = LedgerClient(ctx.ledger)
         self.metrics = StageMetrics(self.stage, ctx.job_id)
 
@@ -118,41 +122,20 @@ class StageWorker:
 class PrepareWorker(StageWorker):
     stage, handles = "prepare", "row"
 
-    def __init__(self, ctx: WorkerContext) -> None:
-        super().__init__(ctx)
-        from lsray.pipeline.stages import build_stage
-
-        self.prepare = build_stage("prepare", ctx.bundle)
-        self.voice = build_stage("voice", ctx.bundle)
-
     def process(self, ticket: ClipTicket) -> Iterable[dict[str, Any]]:
         from lsray.catalog import CatalogRow, clip_fingerprint, is_done, output_uri
         from lsray.pipeline.records import ClipSpec
-        from lsray.storage import join
 
         ticket.started = time.time()
         row = CatalogRow.model_validate_json(ticket.row_json)
         ticket.fingerprint = clip_fingerprint(row, self.ctx.model_id, self.ctx.settings)  # missing input -> error
         ticket.out_uri = output_uri(self.ctx.out_root, row, self.ctx.template, ticket.fingerprint)
-        ticket.staging_uri = join(self.ctx.staging_root, f"{row.clip_id}-{ticket.fingerprint[:12]}")
         if is_done(ticket.out_uri, ticket.fingerprint):
             yield report_row(ticket, "skipped", output=ticket.out_uri)
             return
         spec = ClipSpec(row.clip_id, row.video, row.audio, ticket.out_uri, row.options,
                         voice_reference=row.voice_reference, face_sidecar=row.face_sidecar)
-        local = self.inputs.spec(spec)
-        plan = self.voice(self.prepare(local))
-        # Carry URIs, not this worker's paths: the next stages may run on other nodes. A
-        # voice-converted track is published to the clip's staging folder first.
-        if plan.track == local.audio:
-            track = spec.audio
-        else:
-            from lsray.storage import atomic_upload
-
-            track = join(ticket.staging_uri, "voice.wav")
-            atomic_upload(plan.track, track)
-        shutil.rmtree(plan.work_dir, ignore_errors=True)  # later stages make their own
-        plan = dataclasses.replace(plan, spec=spec, track=track, work_dir="")
+        plan = self.flow.prepare(spec)
         ticket.frames = plan.timeline.output_frames
         yield encode("plan", row.clip_id, (ticket, plan))
 
@@ -163,20 +146,12 @@ class PrepareWorker(StageWorker):
 class ShardWorker(StageWorker):
     stage, handles = "shard", "plan"
 
-    def __init__(self, ctx: WorkerContext) -> None:
-        super().__init__(ctx)
-        from lsray.pipeline.stages import build_stage
-
-        self.shard = build_stage("shard", ctx.bundle)
-
     def frames(self, payload: Any) -> int:
         return payload[1].timeline.output_frames
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, plan = payload
-        local = self.inputs.plan(plan)
-        for shard in self.shard(local):
-            shard.plan = plan
+        for shard in self.flow.shard(plan):
             yield encode("shard", ticket.clip_id, (ticket, shard))
 
     def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:  # flat_map: one row in, n out
@@ -199,60 +174,56 @@ class ShardWorkerBase(StageWorker):
 class AudioWorker(ShardWorkerBase):
     stage = "audio"
 
-    def __init__(self, ctx: WorkerContext) -> None:
-        super().__init__(ctx)
-        from lsray.pipeline.stages import build_stage
-
-        self.audio = build_stage("audio", ctx.bundle)
-
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
-        yield encode("shard", ticket.clip_id, (ticket, self.audio(shard)))
+        yield encode("shard", ticket.clip_id, (ticket, self.flow.audio(shard)))
 
 
 class SampleWorker(ShardWorkerBase):
+    """Denoises the windows of every shard in a Ray Data batch together (up to the context's
+    ``windows_per_call`` per UNet call); if that fails, shard by shard, so only a bad shard's
+    clip gets the error."""
+
     stage = "sample"
-
-    def __init__(self, ctx: WorkerContext) -> None:
-        super().__init__(ctx)
-        from lsray.pipeline.stages import build_stage
-
-        self.sample = build_stage("sample", ctx.bundle)
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
-        shard = self.sample(shard)
-        shard.tokens = None  # not needed downstream: keep the rows small
+        [shard] = self.flow.sample([shard], max_windows=self.ctx.windows_per_call)
         yield encode("shard", ticket.clip_id, (ticket, shard))
+
+    def __call__(self, batch: dict[str, np.ndarray]) -> dict[str, np.ndarray]:
+        rows = rows_of(batch)
+        decoded = [decode(r) for r in rows]
+        mine = [i for i, (_, kind, _) in enumerate(decoded) if kind == self.handles]
+        if len(mine) < 2:
+            return super().__call__(batch)
+        for i in mine:
+            clip_id, _, (_, shard) = decoded[i]
+            self.ledger.start(self.stage, clip_id, shard.index)
+        t0 = time.perf_counter()
+        try:
+            shards = self.flow.sample([decoded[i][2][1] for i in mine], max_windows=self.ctx.windows_per_call)
+        except Exception:  # noqa: BLE001 - one bad shard: redo them one by one to isolate it
+            return super().__call__(batch)
+        self.metrics.observe(time.perf_counter() - t0, sum(s.frames for s in shards))
+        out = list(rows)
+        for i, shard in zip(mine, shards):
+            clip_id, _, (ticket, _) = decoded[i]
+            out[i] = encode("shard", clip_id, (ticket, shard))
+            self.ledger.finish(self.stage, clip_id, shard.index)
+        return to_batch(out)
 
 
 class RenderWorker(ShardWorkerBase):
-    """Pastes and encodes a shard, then publishes the segment to the clip's staging folder
-    (atomically), so assembly can run on any node; the row carries only the segment's URI."""
+    """Pastes and encodes a shard; the segment is published to the clip's staging folder, so
+    assembly can run on any node; the row carries only the segment's URI."""
 
     stage = "render"
 
-    def __init__(self, ctx: WorkerContext) -> None:
-        super().__init__(ctx)
-        from lsray.pipeline.stages import build_stage
-
-        self.render = build_stage("render", ctx.bundle, encode_preset=ctx.encode_preset)
-
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
-        from lsray.storage import atomic_upload, join
-
         ticket, shard = payload
         plan = shard.plan
-        work = tempfile.mkdtemp(prefix=f"lsray-render-{ticket.clip_id}-")
-        try:
-            shard.plan = dataclasses.replace(self.inputs.plan(plan), work_dir=work)
-            segment = self.render(shard)
-            uri = join(ticket.staging_uri, f"segment-{segment.index:05d}.mp4")
-            atomic_upload(segment.path, uri)
-        finally:
-            shutil.rmtree(work, ignore_errors=True)
-        segment.path = uri
-        yield encode("segment", ticket.clip_id, (ticket, plan, segment))
+        yield encode("segment", ticket.clip_id, (ticket, plan, self.flow.render(shard)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -260,12 +231,9 @@ class RenderWorker(ShardWorkerBase):
 # ---------------------------------------------------------------------------------------------
 def assemble_clip(ctx: WorkerContext, ticket: ClipTicket, plan: Any, segments: list[Any]) -> dict[str, Any]:
     """Join the segments, mux the track, publish output + done marker; returns a report row."""
-    from lsray.batch.inputs import InputCache
     from lsray.batch.ledger import LedgerClient
     from lsray.batch.metrics import StageMetrics
-    from lsray.batch.staging import delete_uris
     from lsray.catalog import publish_output
-    from lsray.pipeline.render import assemble
     from lsray.storage import set_default_s3_config
 
     if ctx.s3 is not None:
@@ -273,30 +241,25 @@ def assemble_clip(ctx: WorkerContext, ticket: ClipTicket, plan: Any, segments: l
     ledger = LedgerClient(ctx.ledger)
     ledger.start("assemble", ticket.clip_id, 0)
     t0 = time.perf_counter()
-    inputs = InputCache(ctx.s3, max_files=len(segments) + 4)
-    tmp = tempfile.mkdtemp(prefix=f"lsray-assemble-{ticket.clip_id}-")
+    flow = ctx.flow()
+
+    def publish(local: str, plan: Any) -> str:
+        publish_output(local, ticket.out_uri, ticket.fingerprint or "",
+                       details={"clip_id": ticket.clip_id, "status": status, "frames": plan.timeline.output_frames})
+        return ticket.out_uri
+
+    status = "done" if plan.faces_found else "no_face"
     try:
-        local_segments = [dataclasses.replace(s, path=inputs.path(s.path)) for s in segments]
-        out = f"{tmp}/out.mp4"
-        local_plan = inputs.plan(plan)
-        local_plan = dataclasses.replace(local_plan, spec=dataclasses.replace(local_plan.spec, output=out),
-                                         work_dir=f"{tmp}/work")
-        result = assemble(local_plan, local_segments)
+        result = flow.assemble(plan, segments, publish)
         ticket.stage_seconds = dict(result.timings)
         ticket.frames = result.frames
-        publish_output(out, ticket.out_uri, ticket.fingerprint or "",
-                       details={"clip_id": ticket.clip_id, "status": result.status, "frames": result.frames})
         row = report_row(ticket, result.status, output=ticket.out_uri)
         _, _, (_, report) = decode(row)
-        report.no_face_frames = result.no_face_frames
-        report.speaker_similarity = result.speaker_similarity
+        report.record_result(result)
         row = encode("report", ticket.clip_id, (ticket, report))
     except Exception as exc:  # noqa: BLE001
+        flow.discard(plan, segments)
         row = report_row(ticket, "error", error=error_message("assemble", exc))
-    finally:
-        inputs.close()
-        shutil.rmtree(tmp, ignore_errors=True)
-    delete_uris([s.path for s in segments])
     StageMetrics("assemble", ctx.job_id).observe(time.perf_counter() - t0, ticket.frames)
     ledger.finish("assemble", ticket.clip_id, 0)
     return row

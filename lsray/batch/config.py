@@ -49,7 +49,6 @@ class StageConfig(BaseModel):
     batch_size: int = Field(1, ge=1, description="rows (clips or shards) per call")
     # Pool stages are restarted and retried by Ray Data itself (it takes no per-stage setting)
     max_task_retries: int = Field(3, ge=-1, description="assemble: times the task is rerun after its worker died")
-    max_concurrency: int = Field(1, ge=1)
 
     @model_validator(mode="after")
     def _sizes(self) -> "StageConfig":
@@ -66,10 +65,6 @@ class StageConfig(BaseModel):
         if self.resources:
             args["resources"] = dict(self.resources)
         return args
-
-
-def _default_cpus() -> float:
-    return 1.0
 
 
 class BatchConfig(BaseModel):
@@ -89,6 +84,9 @@ class BatchConfig(BaseModel):
     #: Clips handed to the assemble tasks at once (bounds the driver's in-flight work).
     max_inflight_assembles: int = Field(8, ge=1)
     encode_preset: str = "veryfast"
+    #: Sample stage: windows (of the shards in one batch) denoised per UNet call; results do not
+    #: depend on it (LipSyncUNet is batch-invariant), memory and accelerator use do.
+    windows_per_call: int = Field(4, ge=1)
     #: Where segments wait between render and assemble ('' = <out>/_lsray_staging).
     staging: str = ""
 

@@ -117,7 +117,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
     from lsray.batch.ledger import create_ledger
     from lsray.batch.metrics import DriverMetrics
     from lsray.batch.records import ClipTicket, decode, encode
-    from lsray.batch.staging import delete_prefix
+    from lsray.storage import delete_prefix
     from lsray.catalog import read_catalog, validate_template
     from lsray.report import ClipReport, write_report
     from lsray.storage import default_s3_config, join, set_default_s3_config
@@ -142,6 +142,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
         bundle=spec.model, out_root=spec.out, staging_root=staging, template=spec.template,
         model_id=model_id(spec.model), settings={"template": spec.template, "encode_preset": spec.config.encode_preset},
         s3=s3, ledger=ledger_name, job_id=job_id, encode_preset=spec.config.encode_preset,
+        windows_per_call=spec.config.windows_per_call,
     )
     reports: dict[str, ClipReport] = {}
     invalid = [ClipReport.for_invalid_row(r.line, r.clip_id, r.reason) for r in catalog.invalid]
@@ -152,7 +153,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
     clips_bar.update(len(invalid))
     items = [
         encode("row", r.clip_id, ClipTicket(clip_id=r.clip_id, row_json=r.model_dump_json(), line=r.line,
-                                            out_uri="", staging_uri=""))
+                                            out_uri=""))
         for r in catalog.rows
     ]
     assemble = ray.remote(assemble_clip).options(

@@ -33,7 +33,6 @@ class ClipTicket:
     row_json: str  # CatalogRow.model_dump_json()
     line: int | None
     out_uri: str
-    staging_uri: str  # folder for its segments between render and assemble
     fingerprint: str | None = None
     started: float | None = None  # epoch seconds, set by prepare
     frames: int = 0

@@ -29,17 +29,12 @@ FORWARDED_ENV = ("LSRAY_S3_ENDPOINT", "AWS_ENDPOINT_URL", "AWS_REGION", "AWS_DEF
 
 def job_arguments(args: argparse.Namespace) -> list[str]:
     """The dub arguments as a command line for the entrypoint."""
+    from lsray.pipeline.options import option_flags, options_from_flags
+
     argv = [args.catalog, "--out", args.out, "--model", args.model, "--template", args.template, "--quiet"]
     if args.config:
         argv += ["--config", args.config]
-    for flag, value in (("--sampler", args.sampler), ("--steps", args.steps), ("--guidance", args.guidance),
-                        ("--resolution", args.resolution), ("--sync-mode", args.sync_mode),
-                        ("--speaker", args.speaker), ("--segment-seconds", args.segment_seconds),
-                        ("--crf", args.crf), ("--seed", args.seed)):
-        if value is not None:
-            argv += [flag, str(value)]
-    if args.no_keep_silent_mouth:
-        argv.append("--no-keep-silent-mouth")
+    argv += option_flags(options_from_flags(args))
     return argv
 
 

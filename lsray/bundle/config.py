@@ -25,7 +25,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 from lsray.errors import BundleError, MissingWeightError
 from lsray.models.config import UNetConfig
 from lsray.resolution import Resolution
-from lsray.sampling.schedulers import SchedulerConfig
+from lsray.sampling.schedulers import SamplerKind, SchedulerConfig
 
 FORMAT_VERSION = 1
 
@@ -36,6 +36,7 @@ WHISPER_DIR = "whisper"
 PHONEME_DIR = "phoneme"
 VAE_DIR = "vae"
 MASK_FILE = "mask.png"
+TEACHER_UNET_FILE = "teacher/unet.safetensors"  # LCM student bundles: the teacher, for --sampler ddim
 
 
 class WhisperLayout(BaseModel):
@@ -63,12 +64,13 @@ class AudioConfig(BaseModel):
 
 
 class SamplerDefaults(BaseModel):
+    """How a clip is sampled unless its options say otherwise (``DubOptions.resolve`` reads this)."""
+
     model_config = ConfigDict(extra="forbid")
 
-    method: Literal["ddim", "lcm"] = "ddim"
+    method: SamplerKind = "ddim"
     num_inference_steps: int = Field(20, ge=1)
     guidance_scale: float = Field(1.5, ge=0.0)
-    eta: float = 0.0
     scheduler: SchedulerConfig = Field(default_factory=SchedulerConfig)
     # Detail transfer: add the decoded *change* (decode(generated) - decode(source latents)) to the
     # source pixels instead of pasting the decoded face, so whatever the UNet leaves alone keeps
@@ -82,6 +84,15 @@ class SamplerDefaults(BaseModel):
     # Where the VAE cannot rebuild real texture, fading the detail leaves blur (the demo's photo
     # clip lost 0.8 dB at 0.2 while its synthetic clips gained), so the demo bundle leaves it off.
     detail_gate: float | None = Field(None, gt=0.0)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _drop_eta(cls, data: object) -> object:
+        # Bundles written before 0.2 carry ``eta``; DDIM here is always deterministic (eta 0),
+        # so the knob never did anything and is dropped on read rather than refused.
+        if isinstance(data, dict) and "eta" in data:
+            data = {k: v for k, v in data.items() if k != "eta"}
+        return data
 
     @model_validator(mode="after")
     def _gate_needs_transfer(self) -> "SamplerDefaults":
@@ -100,14 +111,46 @@ class VAEConfig(BaseModel):
 
 
 class LCMStudentConfig(BaseModel):
-    """Upgrade 4: a consistency-distilled student (guidance scale is a UNet input)."""
+    """Upgrade 4: a consistency-distilled student (guidance scale is a UNet input).
+
+    What the distillation trained on, so inference samples the way it was distilled: the
+    timestep grid (``original_inference_steps``: LCMScheduler picks its 1-4 timesteps from this
+    many evenly spaced ones) and the guidance range the student saw as input.
+    """
 
     model_config = ConfigDict(extra="forbid")
 
     time_cond_proj_dim: int = Field(ge=1)
     num_inference_steps: int = Field(4, ge=1)
+    original_inference_steps: int = Field(50, ge=1, description="the distillation's DDIM skipping grid N")
+    guidance_range: tuple[float, float] = (1.0, 2.0)
     teacher_steps: int = 20
     teacher_guidance_scale: float = 1.5
+    teacher_unet: str | None = Field(
+        None, description="the teacher's weights inside the bundle (same architecture, no guidance input): "
+        "what ``--sampler ddim`` samples with; None = DDIM is not available for this bundle")
+
+    @model_validator(mode="after")
+    def _range(self) -> "LCMStudentConfig":
+        lo, hi = self.guidance_range
+        if not 0.0 <= lo <= hi:
+            raise ValueError(f"lcm.guidance_range must be 0 <= low <= high, got {self.guidance_range}")
+        return self
+
+
+VoiceBackend = Literal["off", "builtin", "openvoice", "freevc", "knnvc", "xtts"]
+VOICE_BACKENDS: tuple[str, ...] = ("off", "builtin", "openvoice", "freevc", "knnvc", "xtts")
+
+
+class VoiceDefaults(BaseModel):
+    """Upgrade 5 for every clip of this bundle unless a clip says otherwise: which converter
+    re-voices the dub in the on-screen speaker's voice, and where its weights are (``model_dir``:
+    absolute, or relative to the bundle; the Coqui backends need one, builtin needs none)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    backend: VoiceBackend = "off"
+    model_dir: str | None = None
 
 
 class MaskInfo(BaseModel):
@@ -137,6 +180,7 @@ class BundleConfig(BaseModel):
     sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
     vae: VAEConfig = Field(default_factory=VAEConfig)
     lcm: LCMStudentConfig | None = None
+    voice: VoiceDefaults = Field(default_factory=VoiceDefaults)
     mask: MaskInfo = Field(default_factory=MaskInfo)
     provenance: Provenance = Field(default_factory=Provenance)
 

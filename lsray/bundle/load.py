@@ -32,6 +32,7 @@ if TYPE_CHECKING:  # heavy imports stay out of module import (``lsray --help`` m
     from lsray.audio.phoneme import PhonemeEncoder
     from lsray.audio.whisper import WhisperEncoder
     from lsray.models.codec import LatentCodec
+    from lsray.models.config import UNetConfig
     from lsray.models.unet import LipSyncUNet
 
 
@@ -88,7 +89,29 @@ class ModelBundle:
 
     @cached_property
     def unet(self) -> "LipSyncUNet":
-        return load_unet(self.path, self.config, self.device)
+        return load_unet(self.path / UNET_FILE, self.config.unet, self.device)
+
+    @cached_property
+    def teacher_unet(self) -> "LipSyncUNet":
+        """An LCM student bundle's teacher (what ``--sampler ddim`` samples with): the student's
+        architecture without the guidance input. BundleError when the bundle ships none."""
+        lcm = self.config.lcm
+        if lcm is None:
+            return self.unet
+        if lcm.teacher_unet is None:
+            raise BundleError(f"{self.path}: this LCM student bundle has no teacher UNet, so it samples with "
+                              "'lcm' only (re-run the distillation to ship one)")
+        teacher = self.config.unet.model_copy(update={"time_cond_proj_dim": None})
+        return load_unet(self.path / lcm.teacher_unet, teacher, self.device)
+
+    def sampling_unet(self, sampler: str) -> "LipSyncUNet":
+        """The UNet a sampler runs: LCM needs the distilled student, DDIM a guidance-free model
+        (the bundle's own UNet, or a student bundle's teacher)."""
+        if sampler == "lcm":
+            if self.config.lcm is None:
+                raise BundleError(f"{self.path}: sampler 'lcm' needs a distilled student bundle (no lcm section)")
+            return self.unet
+        return self.teacher_unet
 
     @cached_property
     def whisper(self) -> "WhisperEncoder":
@@ -183,20 +206,20 @@ def _vae_present(vae_dir: Path) -> bool:
     return (vae_dir / "config.json").is_file() and any(vae_dir.glob("diffusion_pytorch_model*.safetensors"))
 
 
-def load_unet(path: Path, config: BundleConfig, device: "torch.device") -> "LipSyncUNet":
+def load_unet(weights: Path, config: "UNetConfig", device: "torch.device") -> "LipSyncUNet":
+    """Strictly load ``weights`` into a LipSyncUNet of ``config`` (every key, every shape)."""
     from safetensors import SafetensorError
     from safetensors.torch import load_file
 
     from lsray.models.unet import LipSyncUNet
 
-    weights = path / UNET_FILE
     if not weights.is_file():
         raise MissingWeightError(weights, "UNet weights")
     try:
         state = load_file(str(weights))
     except (SafetensorError, OSError) as exc:
         raise BundleError(f"{weights}: unreadable safetensors file ({exc})") from exc
-    model = LipSyncUNet(config.unet)
+    model = LipSyncUNet(config)
     try:
         model.load_state_dict(state, strict=True)
     except RuntimeError as exc:

@@ -100,10 +100,7 @@ class LipSyncUNet(nn.Module):
         t = torch.as_tensor(timestep, device=sample.device)
         if t.dim() == 0:
             t = t[None]
-        t = t.expand(b)
-        temb = self.time_proj(t).to(sample.dtype)
-        cond = None if timestep_cond is None else timestep_cond.to(sample.dtype)
-        temb = self.time_embedding(temb, cond)  # b t
+        temb = self._time_embedding(t.expand(b), timestep_cond, sample.dtype)  # b t
         temb = temb.repeat_interleave(f, dim=0)  # (b f) t
 
         x = self.conv_in(x)
@@ -120,6 +117,19 @@ class LipSyncUNet(nn.Module):
         x = self.conv_act(video_group_norm(self.conv_norm_out, x, f))
         x = self.conv_out(x)
         return x.view(b, f, -1, h, w).transpose(1, 2)  # b c f h w
+
+    def _time_embedding(self, t: torch.Tensor, cond: torch.Tensor | None, dtype: torch.dtype) -> torch.Tensor:
+        """(B,) timesteps [+ (B, d) guidance embeddings] -> (B, t) embeddings, one row at a time.
+
+        A linear layer over B rows may round differently from the same row alone (BLAS blocks
+        by batch size), and the sample stage batches windows of different clips together: row by
+        row, a window's result is bit-identical however it was batched (and this is tiny work).
+        """
+        rows = []
+        for i in range(t.shape[0]):
+            c = None if cond is None else cond[i : i + 1].to(dtype)
+            rows.append(self.time_embedding(self.time_proj(t[i : i + 1]).to(dtype), c))
+        return torch.cat(rows)
 
     @classmethod
     def from_latentsync(

@@ -12,6 +12,8 @@ import time
 import numpy as np
 import torch
 
+from lsray.device import single_thread
+
 from lsray.audio import FusedAudioEncoder, WhisperEncoder
 from lsray.pipeline.records import ClipShard
 
@@ -34,8 +36,8 @@ class AudioStage:
         kwargs: dict = {"file_max": shard.mel_max}
         if isinstance(self.encoder, FusedAudioEncoder):
             kwargs["phoneme_stats"] = shard.phoneme_stats
-        windows = self.encoder.stream_windows(shard.wave, shard.times, **kwargs)
-        tokens = torch.cat(list(windows))  # n (10 L) C
+        with single_thread():  # the same tokens in every runner, whatever its CPU count
+            tokens = torch.cat(list(self.encoder.stream_windows(shard.wave, shard.times, **kwargs)))  # n (10 L) C
         if self.token_dim is not None and tokens.shape[-1] < self.token_dim:
             tokens = torch.nn.functional.pad(tokens, (0, self.token_dim - tokens.shape[-1]))
         shard.tokens = tokens.numpy().astype(np.float32)

@@ -1,33 +1,56 @@
-"""Per-clip dubbing options: one definition shared by the CLI, catalogs, batch and serve."""
+"""Per-clip dubbing options and the one place a clip's effective settings are decided.
+
+:class:`DubOptions` is what a user may say about one clip; ``None`` means "the bundle's". The CLI
+flags (:func:`add_option_flags`), the catalog's columns (``lsray.catalog.read``) and the Serve
+request model all derive from its fields, so there is no hand-kept mirror to drift.
+:meth:`DubOptions.resolve` turns options + a bundle's config into :class:`ClipSettings`: sampler,
+steps, guidance, the LCM grid, the voice backend and its weights. Nothing else picks a default.
+"""
 
 from __future__ import annotations
 
-from typing import Literal
+import argparse
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Literal, get_args
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator
 
+from lsray.errors import LsrayError
 from lsray.resolution import Resolution
 
+if TYPE_CHECKING:
+    from lsray.bundle.config import BundleConfig
+
 SyncMode = Literal["video", "cut_off", "bounce", "loop", "silence", "remap"]
-SYNC_MODES: tuple[str, ...] = ("video", "cut_off", "bounce", "loop", "silence", "remap")
+SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
+SamplerKind = Literal["ddim", "lcm"]
+VoiceBackend = Literal["off", "builtin", "openvoice", "freevc", "knnvc", "xtts"]
+#: Voice backends that load weights from a model folder (builtin needs none).
+COQUI_BACKENDS = frozenset({"openvoice", "freevc", "knnvc", "xtts"})
+
+
+class OptionError(LsrayError):
+    """A clip's options cannot be honoured by this bundle (e.g. LCM on a bundle with no student)."""
 
 
 class DubOptions(BaseModel):
-    """How one clip is dubbed. Defaults are the dubbing-friendly ones (keep the source's timing)."""
+    """How one clip is dubbed. Defaults are the dubbing-friendly ones (keep the source's timing);
+    ``None`` = decided by the bundle in :meth:`resolve`."""
 
     model_config = ConfigDict(extra="forbid")
 
-    sampler: Literal["ddim", "lcm"] = "ddim"
-    steps: int | None = Field(default=None, ge=1, le=100, description="None: the bundle's default")
-    guidance: float | None = Field(default=None, ge=1.0, le=10.0, description="None: the bundle's default")
-    resolution: Resolution | None = None
-    sync_mode: SyncMode = "video"
-    speaker: str = "largest"
-    keep_silent_mouth: bool = True
-    voice_conversion: bool = False
-    segment_seconds: float = Field(default=10.0, gt=0)
-    crf: int = Field(default=18, ge=0, le=51)
-    seed: int = 0
+    sampler: SamplerKind | None = Field(default=None, description="ddim | lcm (default: the bundle's)")
+    steps: int | None = Field(default=None, ge=1, le=100, description="sampling steps (default: the bundle's)")
+    guidance: float | None = Field(default=None, ge=1.0, le=10.0, description="guidance scale (default: the bundle's)")
+    resolution: Resolution | None = Field(default=None, description="face crop size (default: the bundle's)")
+    sync_mode: SyncMode = Field(default="video", description="what to do when video and audio lengths differ")
+    speaker: str = Field(default="largest", description="largest | auto | X,Y@T (pixel X,Y in the frame at T s)")
+    keep_silent_mouth: bool = Field(default=True, description="keep the original mouth where the dub is silent")
+    voice: VoiceBackend | None = Field(default=None, description="voice conversion backend (default: the bundle's)")
+    voice_model: str | None = Field(default=None, description="model folder of a Coqui voice backend")
+    segment_seconds: float = Field(default=10.0, gt=0, description="shard length (memory is bounded by it)")
+    crf: int = Field(default=18, ge=0, le=51, description="H.264 quality (lower = better)")
+    seed: int = Field(default=0, description="noise seed (with the clip id: the same clip gives the same output)")
 
     @field_validator("speaker")
     @classmethod
@@ -35,3 +58,114 @@ class DubOptions(BaseModel):
         from lsray.face.speaker import parse_speaker_spec  # (lazy: keeps `lsray --help` light)
 
         return str(parse_speaker_spec(v))  # one parser for the CLI, catalogs and the API
+
+    def resolve(self, config: "BundleConfig") -> "ClipSettings":
+        """The clip's effective settings on a bundle: the only place defaults are decided.
+
+        A sampler the bundle cannot run is an :class:`OptionError` now, before any work: LCM
+        needs a distilled student, DDIM on a student bundle needs the teacher it ships.
+        """
+        defaults, lcm = config.sampler, config.lcm
+        sampler = self.sampler or defaults.method
+        if sampler == "lcm" and lcm is None:
+            raise OptionError("sampler 'lcm' needs a distilled (LCM student) bundle; this one has no lcm section")
+        if sampler == "ddim" and lcm is not None and lcm.teacher_unet is None:
+            raise OptionError("sampler 'ddim' on an LCM student bundle needs its teacher UNet, which this bundle lacks")
+        if sampler == defaults.method:
+            steps, guidance = defaults.num_inference_steps, defaults.guidance_scale
+        elif sampler == "lcm":
+            steps, guidance = lcm.num_inference_steps, lcm.teacher_guidance_scale
+        else:  # DDIM on a student bundle: sample the teacher the way it was sampled for distillation
+            steps, guidance = lcm.teacher_steps, lcm.teacher_guidance_scale
+        voice = self.voice or config.voice.backend
+        voice_model = self.voice_model
+        if voice_model is None and voice == config.voice.backend:
+            voice_model = config.voice.model_dir
+        if voice in COQUI_BACKENDS and not voice_model:
+            raise OptionError(f"voice backend '{voice}' needs its model folder (--voice-model DIR, the clip's "
+                              "voice_model option, or the bundle's voice.model_dir)")
+        return ClipSettings(
+            sampler=sampler, steps=self.steps or steps, guidance=self.guidance or guidance,
+            lcm_grid=lcm.original_inference_steps if sampler == "lcm" else None,
+            resolution=self.resolution or config.resolution, voice=voice,
+            voice_model=voice_model if voice in COQUI_BACKENDS else None, seed=self.seed,
+        )
+
+
+@dataclass(frozen=True)
+class ClipSettings:
+    """A clip's effective settings (from :meth:`DubOptions.resolve`), carried by its plan."""
+
+    sampler: SamplerKind
+    steps: int
+    guidance: float
+    lcm_grid: int | None  # LCM only: the distillation's timestep grid (LCMScheduler's original_inference_steps)
+    resolution: int
+    voice: VoiceBackend
+    voice_model: str | None  # Coqui backends: their weights folder (relative = inside the bundle)
+    seed: int
+
+    def scheduler_extra(self) -> dict[str, Any]:
+        """Keywords for the scheduler's ``set_timesteps`` beyond the step count."""
+        return {"original_inference_steps": self.lcm_grid} if self.lcm_grid else {}
+
+
+# ------------------------------------------------------------------------------------------------
+# CLI flags, generated from the fields above
+# ------------------------------------------------------------------------------------------------
+def _flag(name: str) -> str:
+    return "--" + name.replace("_", "-")
+
+
+def add_option_flags(parser: argparse.ArgumentParser) -> None:
+    """Every DubOptions field as a flag (``--sync-mode``, ``--no-keep-silent-mouth``, ...); the
+    help and choices come from the field, unset flags stay unset (so the bundle decides)."""
+    for name, field in DubOptions.model_fields.items():
+        ann, default = field.annotation, field.default
+        help_text = field.description or ""
+        if ann is bool:
+            if default:
+                parser.add_argument(f"--no-{name.replace('_', '-')}", dest=name, action="store_false",
+                                    default=None, help=f"off: {help_text}")
+            else:
+                parser.add_argument(_flag(name), dest=name, action="store_true", default=None, help=help_text)
+            continue
+        choices = [a for a in _literal_values(ann)]
+        kind = type(choices[0]) if choices else _scalar_type(ann)
+        parser.add_argument(_flag(name), dest=name, type=kind, choices=choices or None, default=None,
+                            help=f"{help_text} (default: {default})" if default is not None else help_text)
+
+
+def options_from_flags(args: argparse.Namespace, base: DubOptions | None = None) -> DubOptions:
+    """DubOptions from parsed flags: only flags that were given override ``base``'s values."""
+    given = {n: getattr(args, n) for n in DubOptions.model_fields if getattr(args, n, None) is not None}
+    return DubOptions.model_validate({**(base or DubOptions()).model_dump(exclude_unset=True), **given})
+
+
+def option_flags(options: DubOptions) -> list[str]:
+    """The command line that :func:`options_from_flags` reads back as ``options`` (fields left at
+    their default are omitted), e.g. for the entrypoint ``lsray submit`` starts on a cluster."""
+    argv: list[str] = []
+    for name, value in options.model_dump(exclude_defaults=True).items():
+        if isinstance(value, bool):
+            argv.append(_flag(name) if value else f"--no-{name.replace('_', '-')}")
+        else:
+            argv += [_flag(name), str(value)]
+    return argv
+
+
+def _literal_values(ann: Any) -> tuple:
+    args = get_args(ann)
+    if getattr(ann, "__origin__", None) is Literal:
+        return args
+    for a in args:  # X | None
+        if getattr(a, "__origin__", None) is Literal:
+            return get_args(a)
+    return ()
+
+
+def _scalar_type(ann: Any) -> type:
+    for t in (int, float, str):
+        if ann is t or t in get_args(ann):
+            return t
+    return str

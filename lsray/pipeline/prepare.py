@@ -7,11 +7,7 @@ The second half of the stage, :class:`ShardStage`, fans a plan out into shards o
 
 from __future__ import annotations
 
-import os
-import tempfile
 import time
-import uuid
-from pathlib import Path
 
 import numpy as np
 
@@ -24,6 +20,7 @@ from lsray.errors import MediaError
 from lsray.face import FaceAligner, FaceTracker, load_sidecar, select_speaker, smooth_points, track_from_sidecar
 from lsray.media import iter_frames, probe_audio, probe_video, read_audio_16k
 from lsray.pipeline.frames import source_frames
+from lsray.pipeline.options import ClipSettings
 from lsray.pipeline.records import ClipPlan, ClipShard, ClipSpec
 from lsray.pipeline.timeline import make_timeline
 
@@ -46,14 +43,13 @@ def _frame_envelope(path: str, fps: float, frames: int) -> np.ndarray | None:
 class PrepareStage:
     """ClipSpec -> ClipPlan. Holds the face detector and mesh (built once per worker)."""
 
-    def __init__(self, resolution: int = 256, keyframe_interval: int = 5, smoothing_radius: int = 2,
-                 work_root: str | None = None) -> None:
-        self.resolution = resolution
+    def __init__(self, keyframe_interval: int = 5, smoothing_radius: int = 2) -> None:
         self.tracker = FaceTracker(keyframe_interval=keyframe_interval)
         self.smoothing_radius = smoothing_radius
-        self.work_root = work_root
 
-    def __call__(self, spec: ClipSpec) -> ClipPlan:
+    def __call__(self, spec: ClipSpec, settings: ClipSettings, staging: str) -> ClipPlan:
+        """``spec`` with local input paths; ``settings`` from ``spec.options.resolve``; ``staging``
+        the clip's hand-over folder/prefix (kept in the plan for the later steps)."""
         t0 = time.perf_counter()
         video = probe_video(spec.video)
         dub = probe_audio(spec.audio)
@@ -72,12 +68,10 @@ class PrepareStage:
         if track is not None and len(track):
             points[track.frame_indices] = smooth_points(track.points_array(), track.frame_indices, self.smoothing_radius)
         timeline = make_timeline(opts.sync_mode, video.fps, n_src, float(dub.duration or 0.0))
-        # Created by the first render; named now so every shard of the clip agrees on it.
-        work_dir = os.path.join(self.work_root or tempfile.gettempdir(), f"lsray-{spec.clip_id}-{uuid.uuid4().hex[:12]}")
         return ClipPlan(
-            spec=spec, fps=video.fps, width=video.width, height=video.height, timeline=timeline,
-            points=points, resolution=opts.resolution or self.resolution, track=spec.audio,
-            work_dir=work_dir, warnings=list(timeline.warnings),
+            spec=spec, settings=settings, fps=video.fps, width=video.width, height=video.height, timeline=timeline,
+            points=points, resolution=settings.resolution, track=spec.audio,
+            staging=staging, warnings=list(timeline.warnings),
             faces_found=int(np.isfinite(points[:, 0, 0]).sum()),
             timings={"face": time.perf_counter() - t0},
         )

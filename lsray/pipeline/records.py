@@ -16,7 +16,7 @@ from typing import Literal
 import numpy as np
 
 from lsray.audio.mel import WaveSlice
-from lsray.pipeline.options import DubOptions
+from lsray.pipeline.options import ClipSettings, DubOptions
 from lsray.pipeline.timeline import Timeline
 
 #: Frames the UNet denoises together (LatentSync's window).
@@ -44,9 +44,13 @@ class ClipPlan:
 
     ``points`` holds the chosen speaker's smoothed alignment points per SOURCE frame,
     (source_frames, 3, 2) float32 with NaN where the face is absent: ~24 bytes a frame.
+    ``staging`` is the folder or ``s3://`` prefix where the clip's intermediate files (the
+    converted voice, the segments) are handed from step to step: never a worker's local path,
+    so every step may run on another node.
     """
 
     spec: ClipSpec
+    settings: ClipSettings
     fps: Fraction
     width: int
     height: int
@@ -54,7 +58,7 @@ class ClipPlan:
     points: np.ndarray
     resolution: int
     track: str  # the audio muxed into the output (the dub, or its voice-converted version)
-    work_dir: str
+    staging: str
     warnings: list[str] = field(default_factory=list)
     faces_found: int = 0
     timings: dict[str, float] = field(default_factory=dict)
@@ -97,6 +101,7 @@ class ClipShard:
     phoneme_stats: tuple[float, float] | None = None
     tokens: np.ndarray | None = None
     generated: np.ndarray | None = None
+    sampling: dict | None = None  # what the sample stage ran (CountingUNet's trace), None = no window
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -120,6 +125,7 @@ class RenderedSegment:
     start: int
     stop: int
     no_face_frames: int
+    sampling: dict | None = None
     timings: dict[str, float] = field(default_factory=dict)
 
 
@@ -138,3 +144,5 @@ class ClipResult:
     timings: dict[str, float] = field(default_factory=dict)
     speaker_similarity: float | None = None
     similarity_before: float | None = None
+    voice: str | None = None  # the voice backend the clip was re-voiced with ("off": the dub as given)
+    sampling: dict | None = None  # sampler, steps, UNet calls per window and their timesteps

@@ -8,7 +8,6 @@ region changes; every other pixel is the source's.
 
 from __future__ import annotations
 
-import shutil
 import time
 from pathlib import Path
 
@@ -21,7 +20,7 @@ from lsray.pipeline.records import ClipPlan, ClipResult, ClipShard, RenderedSegm
 
 
 class RenderStage:
-    """ClipShard -> RenderedSegment (a video-only H.264 file in the clip's work dir)."""
+    """ClipShard -> RenderedSegment (a video-only H.264 file at the path it is given)."""
 
     def __init__(self, mask: np.ndarray, preset: str = "medium") -> None:
         self.mask = np.asarray(mask, np.float32)
@@ -36,12 +35,12 @@ class RenderStage:
             self._blenders[s] = FaceBlender(s, region=regenerated_region(mask))
         return self._blenders[s]
 
-    def __call__(self, shard: ClipShard) -> RenderedSegment:
+    def __call__(self, shard: ClipShard, path: str | Path) -> RenderedSegment:
         t0 = time.perf_counter()
         plan = shard.plan
         assert shard.generated is not None, "render needs the sample stage's output"
         blender = self._blender(shard.crops.shape[1])
-        path = Path(plan.work_dir) / f"segment-{shard.index:05d}.mp4"
+        path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
         with VideoWriter(path, plan.fps, crf=plan.spec.options.crf, preset=self.preset) as writer:
             for i, _, rgb in source_frames(plan, shard.start, shard.stop):
@@ -57,21 +56,19 @@ class RenderStage:
         return RenderedSegment(
             clip_id=plan.clip_id, index=shard.index, count=shard.count, path=str(path),
             start=shard.start, stop=shard.stop, no_face_frames=int((~shard.has_face).sum()),
-            timings=dict(shard.timings),
+            sampling=shard.sampling, timings=dict(shard.timings),
         )
 
 
-def assemble(plan: ClipPlan, segments: list[RenderedSegment]) -> ClipResult:
-    """Join a clip's segments (in order, all present) and mux its track into the final output."""
+def assemble(plan: ClipPlan, segments: list[RenderedSegment], output: str) -> ClipResult:
+    """Join a clip's segments (local files, all present) and mux its track (a local file) into
+    ``output``; the result names ``plan.spec.output``, where the caller publishes it."""
     t0 = time.perf_counter()
     segments = sorted(segments, key=lambda s: s.index)
     expected = plan.shard_bounds()
     if [(s.start, s.stop) for s in segments] != expected:
         raise RuntimeError(f"clip {plan.clip_id}: segments {[s.index for s in segments]} do not cover its {len(expected)} shards")
-    try:
-        assemble_video([s.path for s in segments], plan.track, plan.spec.output, plan.timeline.output_seconds)
-    finally:
-        shutil.rmtree(plan.work_dir, ignore_errors=True)
+    assemble_video([s.path for s in segments], plan.track, output, plan.timeline.output_seconds)
     timings: dict[str, float] = dict(plan.timings)
     for seg in segments:
         for key, value in seg.timings.items():
@@ -83,4 +80,5 @@ def assemble(plan: ClipPlan, segments: list[RenderedSegment]) -> ClipResult:
         frames=plan.timeline.output_frames, no_face_frames=no_face, fps=float(plan.fps),
         warnings=list(plan.warnings), timings=timings,
         speaker_similarity=plan.speaker_similarity, similarity_before=plan.similarity_before,
+        voice=plan.settings.voice, sampling=next((s.sampling for s in segments if s.sampling), None),
     )

@@ -16,7 +16,7 @@ from __future__ import annotations
 import hashlib
 import time
 from dataclasses import dataclass
-from typing import Iterator
+from typing import Callable, Iterator
 
 import numpy as np
 import torch
@@ -30,10 +30,9 @@ from lsray.sampling import WindowConditioning, denoise_window, initial_noise, ma
 
 @dataclass(frozen=True)
 class SamplerSettings:
-    """The bundle's sampling defaults (a request may override steps / guidance / sampler)."""
+    """What a bundle fixes about sampling for every clip (a clip's sampler, steps, guidance and
+    LCM grid are its ``ClipSettings``, resolved once by ``DubOptions.resolve``)."""
 
-    steps: int = 20
-    guidance: float = 1.5
     scaling_factor: float = 0.18215
     shift_factor: float = 0.0
     scheduler_config: dict | None = None
@@ -48,11 +47,16 @@ def window_seed(seed: int, clip_id: str, window: int) -> int:
 
 
 class SampleStage:
-    """ClipShard -> ClipShard with ``generated`` (n, S, S, 3) uint8 crops."""
+    """ClipShard -> ClipShard with ``generated`` (n, S, S, 3) uint8 crops.
 
-    def __init__(self, unet: LipSyncUNet, vae: AutoencoderKL, mask: np.ndarray, settings: SamplerSettings) -> None:
-        self.unet, self.vae, self.settings = unet, vae, settings
-        self.device = unet.device
+    ``unets(sampler)`` gives the UNet a sampler runs (``ModelBundle.sampling_unet``: an LCM
+    student bundle samples DDIM with its teacher), loaded on first use.
+    """
+
+    def __init__(self, unets: Callable[[str], LipSyncUNet], vae: AutoencoderKL, mask: np.ndarray,
+                 settings: SamplerSettings) -> None:
+        self.unets, self.vae, self.settings = unets, vae, settings
+        self.device = vae.device
         self.mask = torch.from_numpy(np.asarray(mask, np.float32))  # (S, S) 1 keep, 0 regenerate
 
     def _mask_for(self, s: int) -> torch.Tensor:
@@ -79,6 +83,7 @@ class SampleStage:
             shard.generated = shard.crops.copy()
             shard.timings.setdefault("vae", 0.0)
             shard.timings.setdefault("unet", 0.0)
+            shard.sampling = None
         pending: dict[tuple, list[_Window]] = {}
         for shard in shards:
             for window in self._windows(shard):
@@ -92,7 +97,8 @@ class SampleStage:
 
     def _denoise(self, chunk: list["_Window"]) -> None:
         """One UNet sampling loop over windows with the same key, then decode each."""
-        sampler, steps, guidance, _, _ = chunk[0].key
+        sampler, steps, guidance, lcm_grid, _, _ = chunk[0].key
+        unet = CountingUNet(self.unets(sampler))
         t0 = time.perf_counter()
         noise = torch.cat([w.noise for w in chunk])  # B 4 F h w
         cond = WindowConditioning(
@@ -101,20 +107,21 @@ class SampleStage:
         )  # audio: (B F) N D, batch-major like the latents
         gens = [w.generator for w in chunk]
         latents = denoise_window(
-            self.unet, noise, cond, sampler=sampler, steps=steps, guidance=guidance,
+            unet, noise, cond, sampler=sampler, steps=steps, guidance=guidance, lcm_grid=lcm_grid,
             scheduler_config=self.settings.scheduler_config, generator=gens if len(gens) > 1 else gens[0],
         )
         per = (time.perf_counter() - t0) / len(chunk)
+        trace = {"sampler": sampler, "steps": steps, "guidance": guidance, "lcm_grid": lcm_grid,
+                 "unet_calls_per_window": unet.calls, "timesteps": unet.timesteps}
         for w, lat in zip(chunk, latents):
             w.shard.timings["unet"] += per
+            w.shard.sampling = trace
             self._finish(w, lat)
 
     def _windows(self, shard: ClipShard) -> Iterator["_Window"]:
         """VAE-encoded conditioning and seeded initial noise of each window of ``shard`` that
         has a frame to change (f = WINDOW_FRAMES)."""
-        opts = shard.plan.spec.options
-        steps = opts.steps or self.settings.steps
-        guidance = opts.guidance or self.settings.guidance
+        clip = shard.plan.settings  # resolved once for the clip (DubOptions.resolve)
         n, s = shard.crops.shape[0], shard.crops.shape[1]
         mask = self._mask_for(s)  # (S, S)
         first_window = shard.start // WINDOW_FRAMES
@@ -135,12 +142,13 @@ class SampleStage:
                 ref=ref.permute(1, 0, 2, 3)[None],
                 audio=torch.from_numpy(shard.tokens[full]).to(self.device),  # f N D
             )
-            gen = torch.Generator().manual_seed(window_seed(opts.seed, shard.plan.clip_id, first_window + w0 // WINDOW_FRAMES))
-            scheduler = make_scheduler(opts.sampler, self.settings.scheduler_config)
+            gen = torch.Generator().manual_seed(window_seed(clip.seed, shard.plan.clip_id, first_window + w0 // WINDOW_FRAMES))
+            scheduler = make_scheduler(clip.sampler, self.settings.scheduler_config, clip.lcm_grid)
             noise = initial_noise(1, WINDOW_FRAMES, h, w, generator=gen, device=self.device,
-                                  channels=self.unet.config.out_channels) * scheduler.init_noise_sigma
+                                  channels=masked.shape[1]) * scheduler.init_noise_sigma
             shard.timings["vae"] += time.perf_counter() - t0
-            yield _Window(shard, idx, pixels, mask, cond, noise, gen, (opts.sampler, steps, guidance, h, w))
+            yield _Window(shard, idx, pixels, mask, cond, noise, gen,
+                          (clip.sampler, clip.steps, clip.guidance, clip.lcm_grid, h, w))
 
     def _unscale(self, latents: torch.Tensor) -> torch.Tensor:
         """UNet-space (c, f, h, w) -> VAE-space (f, c, h, w)."""
@@ -190,4 +198,20 @@ class _Window:
     cond: WindowConditioning
     noise: torch.Tensor  # 1 4 f h w
     generator: torch.Generator
-    key: tuple  # (sampler, steps, guidance, h, w): windows with equal keys batch together
+    key: tuple  # (sampler, steps, guidance, lcm_grid, h, w): windows with equal keys batch together
+
+
+class CountingUNet(torch.nn.Module):
+    """The sampling UNet, counting its forward calls and the timesteps they were made at: what
+    a clip's result reports as its sampling trace (proof of the sampler actually run)."""
+
+    def __init__(self, unet: LipSyncUNet) -> None:
+        super().__init__()
+        self.unet = unet
+        self.config = unet.config
+        self.calls, self.timesteps = 0, []
+
+    def forward(self, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, **kw) -> torch.Tensor:
+        self.calls += 1
+        self.timesteps.append(int(t))
+        return self.unet(x, t, audio, **kw)

@@ -19,24 +19,35 @@ from lsray.errors import MediaError
 from lsray.pipeline.records import ClipPlan
 
 
-class VoiceStage:
-    """ClipPlan -> ClipPlan, with ``plan.track`` replaced by the converted dub when enabled.
+def window_seed_for_voice(seed: int, clip_id: str) -> int:
+    """The clip's voice-conversion seed (stable across processes, unlike ``hash``)."""
+    import hashlib
 
-    ``kind`` / ``model_dir`` choose the converter (:func:`lsray.voice.make_converter`: the
-    weight-free ``builtin`` WORLD converter by default); it is built on first use.
+    return int.from_bytes(hashlib.sha256(f"voice:{seed}:{clip_id}".encode()).digest()[:8], "little") >> 1
+
+
+class VoiceStage:
+    """ClipPlan -> ClipPlan, with ``plan.track`` replaced by the converted dub when the clip's
+    settings name a backend (``plan.settings.voice``: off, builtin or a Coqui one).
+
+    Converters are built on first use and kept per (backend, model folder), so a worker serving
+    clips with different backends loads each once. A relative model folder is inside the bundle.
     """
 
-    def __init__(self, kind: str = "builtin", model_dir: str | None = None, device: str | None = None) -> None:
-        self.kind, self.model_dir, self.device = kind, model_dir, device
-        self._converter = None
+    def __init__(self, bundle_dir: str | Path | None = None, device: str | None = None) -> None:
+        self.bundle_dir, self.device = bundle_dir, device
+        self._converters: dict[tuple[str, str | None], object] = {}
 
-    @property
-    def converter(self):
-        if self._converter is None:
+    def converter(self, kind: str, model_dir: str | None):
+        key = (kind, model_dir)
+        if key not in self._converters:
             from lsray.voice import make_converter
 
-            self._converter = make_converter(self.kind, model_dir=self.model_dir, device=self.device)
-        return self._converter
+            folder = model_dir
+            if folder is not None and self.bundle_dir is not None and not Path(folder).is_absolute():
+                folder = str(Path(self.bundle_dir) / folder)
+            self._converters[key] = make_converter(kind, model_dir=folder, device=self.device)
+        return self._converters[key]
 
     def reference(self, plan: ClipPlan):
         from lsray.media import read_audio
@@ -51,20 +62,29 @@ class VoiceStage:
                              "usable audio track and the row names no voice_reference") from exc
         return cut_reference(audio, sr, where=f"{plan.spec.video}'s own audio")
 
-    def __call__(self, plan: ClipPlan) -> ClipPlan:
-        if not plan.spec.options.voice_conversion:
+    def __call__(self, plan: ClipPlan, scratch: str | Path) -> ClipPlan:
+        """Convert into ``scratch``/voice.wav (a local folder the caller owns and publishes from)."""
+        settings = plan.settings
+        if settings.voice == "off":
             return plan
         import soundfile as sf
+        import torch
 
+        from lsray.device import single_thread
         from lsray.media import read_audio
         from lsray.voice import speaker_similarity
 
         t0 = time.perf_counter()
+        converter = self.converter(settings.voice, settings.voice_model)
         ref = self.reference(plan)
         dub, sr = read_audio(plan.track, mono=True)  # (n,) at the dub's own rate
-        converted = np.asarray(self.converter.convert(dub, sr, ref.samples, ref.sr), dtype=np.float32)  # (n,)
-        os.makedirs(plan.work_dir, exist_ok=True)
-        path = Path(plan.work_dir) / "voice.wav"
+        # Seeded per clip and single-threaded: the same clip converts to the same samples in
+        # every runner (Coqui's decoders draw noise; float sums depend on the thread count).
+        with torch.random.fork_rng(devices=[]), single_thread():
+            torch.manual_seed(window_seed_for_voice(settings.seed, plan.clip_id))
+            converted = np.asarray(converter.convert(dub, sr, ref.samples, ref.sr), dtype=np.float32)  # (n,)
+        os.makedirs(scratch, exist_ok=True)
+        path = Path(scratch) / "voice.wav"
         sf.write(str(path), np.clip(converted, -1.0, 1.0), sr, subtype="PCM_16")
         plan.similarity_before = speaker_similarity(dub, sr, ref.samples, ref.sr)
         plan.speaker_similarity = speaker_similarity(converted, sr, ref.samples, ref.sr)

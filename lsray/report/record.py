@@ -31,10 +31,24 @@ class ClipReport(BaseModel):
     seconds: dict[str, float] = Field(default_factory=dict, description="stage name -> wall seconds")
     retries: int = Field(default=0, ge=0)
     speaker_similarity: float | None = None
+    voice: str | None = Field(default=None, description="voice backend the dub was re-voiced with (off = as given)")
+    sampler: str | None = None
+    sampling_steps: int | None = None
+    unet_calls_per_window: int | None = Field(default=None, description="UNet forward calls per window, counted")
+    timesteps: list[int] | None = Field(default=None, description="the timesteps those calls were made at")
     fingerprint: str | None = None
     started: datetime | None = None
     finished: datetime | None = None
     line: int | None = Field(default=None, description="catalog line, for invalid rows")
+
+    def record_result(self, result: object) -> None:
+        """Copy what a finished ClipResult says about how the clip was dubbed."""
+        self.no_face_frames = result.no_face_frames
+        self.speaker_similarity = result.speaker_similarity
+        self.voice = result.voice
+        trace = result.sampling or {}
+        self.sampler, self.sampling_steps = trace.get("sampler"), trace.get("steps")
+        self.unet_calls_per_window, self.timesteps = trace.get("unet_calls_per_window"), trace.get("timesteps")
 
     @classmethod
     def for_invalid_row(cls, line: int, clip_id: str | None, reason: str) -> "ClipReport":

@@ -35,6 +35,11 @@ _BASE_SCHEMA = pa.schema(
         ("no_face_frames", pa.int64()),
         ("retries", pa.int64()),
         ("speaker_similarity", pa.float64()),
+        ("voice", pa.string()),
+        ("sampler", pa.string()),
+        ("sampling_steps", pa.int64()),
+        ("unet_calls_per_window", pa.int64()),
+        ("timesteps", pa.list_(pa.int64())),
         ("fingerprint", pa.string()),
         ("started", pa.timestamp("us", tz="UTC")),
         ("finished", pa.timestamp("us", tz="UTC")),
@@ -119,6 +124,8 @@ def report_table(reports: Sequence[ClipReport]) -> pa.Table:
         columns["no_face_frames"].append(r.no_face_frames)
         columns["retries"].append(r.retries)
         columns["speaker_similarity"].append(r.speaker_similarity)
+        for name in ("voice", "sampler", "sampling_steps", "unet_calls_per_window", "timesteps"):
+            columns[name].append(getattr(r, name))
         columns["fingerprint"].append(r.fingerprint)
         columns["started"].append(_utc(r.started))
         columns["finished"].append(_utc(r.finished))

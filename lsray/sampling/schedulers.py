@@ -29,14 +29,21 @@ class SchedulerConfig(BaseModel):
 
 
 def make_scheduler(
-    kind: SamplerKind = "ddim", config: SchedulerConfig | dict[str, Any] | None = None
+    kind: SamplerKind = "ddim", config: SchedulerConfig | dict[str, Any] | None = None,
+    original_inference_steps: int | None = None,
 ) -> "DDIMScheduler | LCMScheduler":
-    """A fresh scheduler (they are stateful: one per concurrent sampling loop)."""
+    """A fresh scheduler (they are stateful: one per concurrent sampling loop).
+
+    ``original_inference_steps`` (LCM only): the distillation's timestep grid, from which the
+    1-4 sampling timesteps are picked (a student sampled off its grid visits timesteps it never
+    learnt); None = diffusers' default of 50.
+    """
     from diffusers import DDIMScheduler, LCMScheduler
 
     cfg = SchedulerConfig.model_validate(config or {}).model_dump()
     if kind == "ddim":
         return DDIMScheduler(**cfg)
     if kind == "lcm":
-        return LCMScheduler(**cfg)
+        grid = {"original_inference_steps": original_inference_steps} if original_inference_steps else {}
+        return LCMScheduler(**cfg, **grid)
     raise ValueError(f"unknown sampler {kind!r}: expected 'ddim' or 'lcm'")

@@ -55,14 +55,16 @@ def denoise_window(
     steps: int = 20,
     guidance: float = 1.5,
     scheduler_config: SchedulerConfig | dict | None = None,
-    generator: torch.Generator | None = None,
+    generator: torch.Generator | list[torch.Generator] | None = None,
+    lcm_grid: int | None = None,
 ) -> torch.Tensor:
     """Run the sampler from ``latents`` (B, 4, F, h, w) (already times ``init_noise_sigma``).
 
     Returns the denoised latents (B, 4, F, h, w). DDIM reproduces upstream's
-    ``LipsyncPipeline`` loop step for step; LCM returns the scheduler's denoised estimate.
+    ``LipsyncPipeline`` loop step for step; LCM returns the scheduler's denoised estimate on the
+    distillation's timestep grid ``lcm_grid``.
     """
-    scheduler = make_scheduler(sampler, scheduler_config)
+    scheduler = make_scheduler(sampler, scheduler_config, lcm_grid if sampler == "lcm" else None)
     scheduler.set_timesteps(steps, device=latents.device)
     b = latents.shape[0]
     side = torch.cat([cond.mask, cond.masked, cond.ref], dim=1)  # B 9 F h w
@@ -96,8 +98,9 @@ def denoise_window(
     return latents
 
 
-def visited_timesteps(sampler: SamplerKind, steps: int, scheduler_config: SchedulerConfig | dict | None = None) -> list[int]:
+def visited_timesteps(sampler: SamplerKind, steps: int, scheduler_config: SchedulerConfig | dict | None = None,
+                      lcm_grid: int | None = None) -> list[int]:
     """The timesteps a sampler visits for ``steps`` steps (e.g. DDIM 4 -> [751, 501, 251, 1])."""
-    scheduler = make_scheduler(sampler, scheduler_config)
+    scheduler = make_scheduler(sampler, scheduler_config, lcm_grid if sampler == "lcm" else None)
     scheduler.set_timesteps(steps)
     return [int(t) for t in scheduler.timesteps]

@@ -24,6 +24,7 @@ from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, G
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 
+from lsray import storage
 from lsray.pipeline.options import DubOptions
 from lsray.serve.inputs import InputError, check_media, fetch_uri, parse_multipart, read_body
 from lsray.serve.jobs import Overloaded
@@ -60,10 +61,7 @@ class EstimateRequest(BaseModel):
     height: int = Field(gt=0)
     fps: float = Field(default=25.0, gt=0)
     model: str | None = None
-    steps: int | None = Field(default=None, ge=1, le=100)
-    sampler: str = "ddim"
-    guidance: float | None = Field(default=None, ge=1.0, le=10.0)
-    resolution: int | None = None
+    options: DubOptions = Field(default_factory=DubOptions)
 
 
 def _json_body(model: type[BaseModel]) -> dict:
@@ -133,18 +131,22 @@ def _overloaded(route: str, retry_after: int, why: str) -> HTTPException:
 class Ingress:
     def __init__(self, settings: dict, prepare, audio, sample, render, jobs) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
+        from lsray.bundle.config import CONFIG_FILE, BundleConfig
+        from lsray.bundle.load import resolve_bundle
         from lsray.serve.dag import StageHandles
-        from lsray.serve.stages import _bundle_config
 
         self.settings = ServeSettings(**settings)
         self.keys = self.settings.resolved_api_keys()
         self.handles = StageHandles(prepare, audio, sample, render)
         self.jobs = jobs
         self.inflight = 0
-        _, self.bundle_config = _bundle_config(self.settings.bundle)
-        base = Path(self.settings.work_root or tempfile.gettempdir()) / "lsray-serve" / "requests"
+        self.bundle_config = BundleConfig.read(resolve_bundle(self.settings.bundle) / CONFIG_FILE)
+        base = Path(tempfile.gettempdir()) / "lsray-serve" / "requests"  # this replica's own scratch
         base.mkdir(parents=True, exist_ok=True)
         self.request_root = base
+        from lsray.pipeline.flow import default_staging_root
+
+        self.staging_root = self.settings.staging_root or default_staging_root()
 
     # -- helpers -------------------------------------------------------------------------------
     def _auth(self, request: Request) -> None:
@@ -201,14 +203,28 @@ class Ingress:
         webhook = self._webhook(webhook)
         video = await asyncio.to_thread(check_media, paths["video"], "video", lim)
         await asyncio.to_thread(check_media, paths["audio"], "audio", lim)
-        res = options.resolution or self.bundle_config.resolution
-        steps = options.steps or self.bundle_config.sampler.num_inference_steps
-        guidance = options.guidance or self.bundle_config.sampler.guidance_scale
-        clip = {"frames": int(round(video.duration * (video.fps or 25))), "width": video.width, "height": video.height,
-                "resolution": res, "steps": steps, "cfg": options.sampler == "ddim" and guidance > 1.0}
-        return {"video": str(paths["video"]), "audio": str(paths["audio"]), "options": options.model_dump(),
-                "inputs": inputs, "webhook_url": webhook, "request_dir": str(req_dir), "duration": video.duration,
-                "clip": clip}
+        clip = self._clip_units(options, video.duration, video.fps or 25, video.width, video.height)
+        # Hand the checked inputs over through staging: the prepare replica may be on another node.
+        staged = storage.join(self.staging_root, "requests", req_dir.name)
+        uris = {}
+        for name in ("video", "audio"):
+            uris[name] = storage.join(staged, paths[name].name)
+            await asyncio.to_thread(storage.atomic_upload, paths[name], uris[name])
+        return {"video": uris["video"], "audio": uris["audio"], "options": options.model_dump(exclude_unset=True),
+                "inputs": inputs, "webhook_url": webhook, "staged": staged, "duration": video.duration, "clip": clip}
+
+    def _clip_units(self, options: DubOptions, duration: float, fps: float, width: int, height: int) -> dict:
+        """What the throughput model needs about a clip, with its settings resolved (422 when
+        the bundle cannot honour them, e.g. LCM on a bundle with no student)."""
+        from lsray.pipeline.options import OptionError
+
+        try:
+            settings = options.resolve(self.bundle_config)
+        except OptionError as exc:
+            raise InputError(422, str(exc)) from None
+        return {"frames": int(round(duration * fps)), "width": width, "height": height,
+                "resolution": settings.resolution, "steps": settings.steps,
+                "cfg": settings.sampler == "ddim" and settings.guidance > 1.0}
 
     async def _read_clip(self, request: Request, req_dir: Path) -> dict:
         body = await read_body(request, self.settings.limits.max_upload_bytes)
@@ -249,9 +265,9 @@ class Ingress:
     @app.post("/v1/dub", summary="dub a short clip and return the MP4", openapi_extra=_MEDIA_BODY,
               responses={200: {"content": {"video/mp4": {}}}})
     async def dub(self, request: Request) -> Response:
+        from lsray.pipeline.flow import ClipFailed
         from lsray.pipeline.records import ClipSpec
         from lsray.serve.dag import dub_clip
-        from lsray.serve.stages import StageFailed
 
         self._auth(request)
         lim = self.settings.limits
@@ -261,28 +277,33 @@ class Ingress:
         INFLIGHT.set(self.inflight)
         req_dir = self._new_request_dir()
         t0 = time.perf_counter()
+        item = None
         try:
             item = await self._read_clip(request, req_dir)
             if item["duration"] > lim.sync_max_duration_s:
                 raise InputError(413, f"clip lasts {item['duration']:.1f} s; /v1/dub answers up to "
                                       f"{lim.sync_max_duration_s:g} s: submit it to /v1/jobs")
-            spec = ClipSpec(req_dir.name, item["video"], item["audio"], str(req_dir / "output.mp4"),
+            spec = ClipSpec(req_dir.name, item["video"], item["audio"], storage.join(item["staged"], "output.mp4"),
                             DubOptions(**item["options"]))
             try:
                 result = await dub_clip(self.handles, spec, max_in_flight=lim.max_shards_in_flight)
-            except StageFailed as exc:
+            except ClipFailed as exc:
                 raise InputError(422, str(exc).splitlines()[-1]) from None
-            data = await asyncio.to_thread(Path(result.output).read_bytes)
+            data = await asyncio.to_thread(storage.read_bytes, result.output)
             self.jobs.observe.remote(result.timings, item["clip"])
             DUB_SECONDS.observe(time.perf_counter() - t0)
             return Response(data, media_type="video/mp4", headers={
                 "X-Lsray-Status": result.status, "X-Lsray-Frames": str(result.frames),
                 "X-Lsray-No-Face-Frames": str(result.no_face_frames),
-                "X-Lsray-Warnings": json.dumps(result.warnings)})
+                "X-Lsray-Warnings": json.dumps(result.warnings),
+                "X-Lsray-Voice": result.voice or "off",
+                "X-Lsray-Sampling": json.dumps(result.sampling or {}, sort_keys=True)})
         finally:
             self.inflight -= 1
             INFLIGHT.set(self.inflight)
             shutil.rmtree(req_dir, ignore_errors=True)
+            if item is not None:
+                await asyncio.to_thread(storage.delete_prefix, item["staged"])
 
     async def _submit(self, items: list[dict]) -> list[dict]:
         try:
@@ -295,12 +316,16 @@ class Ingress:
     async def submit_job(self, request: Request) -> dict:
         self._auth(request)
         req_dir = self._new_request_dir()
+        item = None
         try:
             item = await self._read_clip(request, req_dir)
             return (await self._submit([item]))[0]
         except BaseException:
-            shutil.rmtree(req_dir, ignore_errors=True)
+            if item is not None:
+                await asyncio.to_thread(storage.delete_prefix, item["staged"])
             raise
+        finally:
+            shutil.rmtree(req_dir, ignore_errors=True)  # the job reads the staged copies
 
     @app.post("/v1/jobs/batch", status_code=202, summary="queue several clips (storage URIs) at once; returns the jobs",
               openapi_extra=_json_body(BatchRequest))
@@ -318,9 +343,12 @@ class Ingress:
                 items.append(await self._clip_from(clip, None, dirs[-1]))
             records = await self._submit(items)
         except BaseException:
+            for item in items:
+                await asyncio.to_thread(storage.delete_prefix, item["staged"])
+            raise
+        finally:
             for d in dirs:
                 shutil.rmtree(d, ignore_errors=True)
-            raise
         return {"ids": [r["id"] for r in records], "jobs": records}
 
     @app.get("/v1/jobs", summary="list jobs, newest first")
@@ -353,10 +381,6 @@ class Ingress:
         body = await self._json(request, EstimateRequest)
         if body.model not in (None, self.settings.model_name):
             raise HTTPException(404, detail=f"model {body.model!r} is not served here ({self.settings.model_name!r} is)")
-        cfg = self.bundle_config
-        guidance = body.guidance or cfg.sampler.guidance_scale
-        clip = {"frames": int(round(body.duration_s * body.fps)), "width": body.width, "height": body.height,
-                "resolution": body.resolution or cfg.resolution, "steps": body.steps or cfg.sampler.num_inference_steps,
-                "cfg": body.sampler == "ddim" and guidance > 1.0}
+        clip = self._clip_units(body.options, body.duration_s, body.fps, body.width, body.height)
         out = await self.jobs.estimate.remote(clip)
         return {"model": self.settings.model_name, **clip, **out}

@@ -1,6 +1,6 @@
 """The clip DAG over DeploymentHandles: prepare -> (audio -> sample -> render per shard) -> assemble.
 
-The same order as the in-process runner (``lsray.pipeline.local.run_clip``). Shards arrive as a
+The steps of the one clip flow (``lsray.pipeline.flow``), in the in-process runner's order. Shards arrive as a
 stream from the prepare deployment; each one's audio -> sample -> render chain is issued at once
 (responses are passed handle to handle, so a shard's arrays go replica to replica, not through
 the caller), with at most ``max_in_flight`` shards of one clip between stages (memory bound).
@@ -9,12 +9,11 @@ the caller), with at most ``max_in_flight`` shards of one clip between stages (m
 from __future__ import annotations
 
 import asyncio
-import shutil
 from dataclasses import dataclass
 from typing import Any, Callable
 
 from lsray.pipeline.records import ClipResult, ClipSpec
-from lsray.serve.stages import StageFailed
+from lsray.pipeline.flow import ClipFailed
 
 
 @dataclass
@@ -27,7 +26,7 @@ class StageHandles:
 
 async def dub_clip(handles: StageHandles, spec: ClipSpec, *, max_in_flight: int = 4,
                    progress: Callable[[int, int], None] | None = None) -> ClipResult:
-    """Dub one clip; raises :class:`StageFailed` for bad input, anything else is a bug."""
+    """Dub one clip; raises :class:`ClipFailed` for bad input, anything else is a bug."""
     gate = asyncio.Semaphore(max_in_flight)
     tasks: list[asyncio.Task] = []
     plan = None
@@ -52,12 +51,13 @@ async def dub_clip(handles: StageHandles, spec: ClipSpec, *, max_in_flight: int 
             await gate.acquire()
             tasks.append(asyncio.create_task(chain(shard)))
         if plan is None:
-            raise StageFailed(f"{spec.video}: nothing to dub (no output frames)")
+            raise ClipFailed(f"{spec.video}: nothing to dub (no output frames)")
         segments = await asyncio.gather(*tasks)
         return await handles.render.assemble.remote(plan, list(segments))
     except BaseException:
         for task in tasks:
             task.cancel()
-        if plan is not None:
-            shutil.rmtree(plan.work_dir, ignore_errors=True)
+        if plan is not None:  # the staged voice track and segments of a clip that ends here
+            handles.render.discard.remote(plan, [t.result() for t in tasks if t.done() and not t.cancelled()
+                                                 and t.exception() is None])
         raise

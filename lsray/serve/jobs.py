@@ -16,10 +16,8 @@ from __future__ import annotations
 import asyncio
 import json
 import math
-import shutil
 import time
 import uuid
-from pathlib import Path
 from typing import Any, Literal
 
 from pydantic import BaseModel, Field
@@ -54,6 +52,8 @@ class JobRecord(BaseModel):
     result_uri: str | None = None
     error: str | None = None
     warnings: list[str] = Field(default_factory=list)
+    voice: str | None = Field(default=None, description="voice backend the dub was re-voiced with (off = as given)")
+    sampling: dict[str, Any] | None = Field(default=None, description="sampler, steps, UNet calls per window, timesteps")
     webhook: WebhookState | None = None
 
 
@@ -107,7 +107,7 @@ class JobManager:
         self.settings = ServeSettings(**settings)
         self.handles = StageHandles(prepare, audio, sample, render)
         self.jobs: dict[str, JobRecord] = {}
-        self.work: dict[str, tuple[dict, str]] = {}  # id -> (spec fields, request dir)
+        self.work: dict[str, tuple[dict, str]] = {}  # id -> (spec fields, staged inputs' prefix)
         self.tasks: dict[str, asyncio.Task] = {}
         self.running = asyncio.Semaphore(self.settings.limits.max_running_jobs)
         self.throughput = ThroughputModel(self.settings.throughput)
@@ -117,7 +117,7 @@ class JobManager:
         return sum(1 for j in self.jobs.values() if j.status not in TERMINAL)
 
     async def submit(self, items: list[dict]) -> list[dict]:
-        """Queue jobs; each item: video, audio (local paths in ``request_dir``), request_dir,
+        """Queue jobs; each item: video, audio (URIs staged under ``staged``), staged,
         options (DubOptions dict), inputs (what the client named), webhook_url. All or none."""
         if self.active() + len(items) > self.settings.limits.max_pending_jobs:
             raise Overloaded(f"{self.active()} jobs pending; the limit is {self.settings.limits.max_pending_jobs}")
@@ -127,7 +127,7 @@ class JobManager:
             hook = WebhookState(url=item["webhook_url"]) if item.get("webhook_url") else None
             rec = JobRecord(id=job_id, inputs=item.get("inputs", {}), options=item["options"], webhook=hook)
             self.jobs[job_id] = rec
-            self.work[job_id] = (item, item["request_dir"])
+            self.work[job_id] = (item, item["staged"])
             self.tasks[job_id] = asyncio.create_task(self._run(job_id))
             records.append(rec.model_dump())
         self._forget_old()
@@ -182,15 +182,16 @@ class JobManager:
         from lsray.pipeline.options import DubOptions
         from lsray.pipeline.records import ClipSpec
         from lsray.serve.dag import dub_clip
-        from lsray.serve.stages import StageFailed
+        from lsray.pipeline.flow import ClipFailed
 
         rec = self.jobs[job_id]
-        item, req_dir = self.work.pop(job_id)
+        item, staged = self.work.pop(job_id)
         try:
             async with self.running:
                 rec.status, rec.started_at = "running", time.time()
                 options = DubOptions(**item["options"])
-                spec = ClipSpec(job_id, item["video"], item["audio"], str(Path(req_dir) / "output.mp4"), options)
+                uri = storage.join(self.settings.output_root, f"{job_id}.mp4")  # assemble publishes it atomically
+                spec = ClipSpec(job_id, item["video"], item["audio"], uri, options)
 
                 def progress(done: int, total: int) -> None:
                     rec.frames_done, rec.frames_total = done, total
@@ -198,22 +199,21 @@ class JobManager:
 
                 result = await dub_clip(self.handles, spec, max_in_flight=self.settings.limits.max_shards_in_flight,
                                         progress=progress)
-                uri = storage.join(self.settings.output_root, f"{job_id}.mp4")
-                await asyncio.to_thread(storage.atomic_upload, result.output, uri)
-                rec.result_uri, rec.warnings, rec.progress = uri, list(result.warnings), 1.0
+                rec.result_uri, rec.warnings, rec.progress = result.output, list(result.warnings), 1.0
+                rec.voice, rec.sampling = result.voice, result.sampling
                 rec.status = "done"
                 if "clip" in item:
                     self.throughput.observe(result.timings, **item["clip"])
         except asyncio.CancelledError:
             rec.status, rec.error = "cancelled", "cancelled by request"
-        except StageFailed as exc:
+        except ClipFailed as exc:
             rec.status, rec.error = "failed", str(exc).splitlines()[-1] if str(exc) else "failed"
         except Exception as exc:  # a bug or an infrastructure failure: record it, keep serving
             rec.status, rec.error = "failed", f"internal error: {type(exc).__name__}: {str(exc).splitlines()[-1] if str(exc) else ''}"
         finally:
             rec.finished_at = time.time()
             self.tasks.pop(job_id, None)
-            shutil.rmtree(req_dir, ignore_errors=True)
+            await asyncio.to_thread(storage.delete_prefix, staged)
         if rec.webhook is not None and rec.status in ("done", "failed"):
             await self._notify(rec)
 

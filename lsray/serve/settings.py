@@ -73,7 +73,9 @@ class ServeSettings(BaseModel):
 
     bundle: str = Field(description="model bundle directory (or a URI a registered resolver understands)")
     model_name: str = "default"
-    work_root: str | None = Field(default=None, description="scratch space shared by prepare/render replicas (one node: /tmp)")
+    staging_root: str | None = Field(
+        default=None, description="where requests' inputs and clips' intermediate files pass between replicas: "
+        "an s3:// prefix or a folder every node sees (default: a local temp folder, one node only)")
     output_root: str = Field(default="/tmp/lsray-serve/outputs", description="where job results go (path or s3://)")
     storage_roots: list[str] = Field(default_factory=list, description="the only places request URIs may point to")
     auth: Literal["api_key", "disabled"] = "api_key"

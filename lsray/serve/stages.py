@@ -13,56 +13,40 @@
 4. ``RenderDeployment``   ClipShard -> RenderedSegment (paste back + H.264), and per clip the
    final concat + mux (``assemble``): CPU-bound ffmpeg work, no weights but the mask.
 
-Render and prepare share the clip's work folder (``plan.work_dir`` under ``work_root``): on one
-node that is /tmp; on a multi-node cluster ``work_root`` must be a shared volume.
+Each deployment runs steps of the one clip flow (:class:`lsray.pipeline.flow.ClipFlow`); steps
+hand over through ``staging_root`` URIs (an ``s3://`` prefix, or a folder every node sees), never
+a replica's local path, so each replica may sit on another node with its own work folder.
 Resource requests (CPUs, GPUs, replicas) are configuration: ``deployments/serve.yaml``.
 """
 
 from __future__ import annotations
 
 import asyncio
-import shutil
 import threading
 from typing import Any
 
 from ray import serve
 
 from lsray.errors import LsrayError
-from lsray.pipeline.stages import build_stage
+from lsray.pipeline.flow import ClipFailed, ClipFlow
 from lsray.serve.loopback import keep_replica_grpc_on_loopback
 from lsray.serve.settings import ServeSettings
 
 
-
-class StageFailed(LsrayError):
-    """A stage refused a clip (bad input the probe could not see); one plain message, so it
-    crosses process boundaries intact."""
-
-
-def _setup(settings: dict) -> ServeSettings:
+def _flow(settings: dict) -> ClipFlow:
+    """This replica's view of the clip flow (its stages load on first use: only its own)."""
     import torch
 
     s = ServeSettings(**settings)
     torch.set_num_threads(s.torch_threads)
-    return s
-
-
-def _bundle_config(location: str):
-    from lsray.bundle.config import CONFIG_FILE, BundleConfig
-    from lsray.bundle.load import resolve_bundle
-
-    path = resolve_bundle(location)
-    return path, BundleConfig.read(path / CONFIG_FILE)
+    return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset)
 
 
 @serve.deployment
 class PrepareDeployment:
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
-        s = _setup(settings)
-        self.prepare = build_stage("prepare", s.bundle, work_root=s.work_root)
-        self.voice = build_stage("voice", s.bundle)
-        self.shard = build_stage("shard", s.bundle)
+        self.flow = _flow(settings)
         # Serve runs sync methods on a thread pool; mediapipe's graphs are not thread-safe (two
         # clips at once on one tracker crash the process), so one clip is tracked at a time.
         self.lock = threading.Lock()
@@ -71,25 +55,25 @@ class PrepareDeployment:
         plan = None
         try:
             with self.lock:
-                plan = self.voice(self.prepare(spec))
-            yield from self.shard(plan)  # alignment only (no mediapipe): may overlap another clip's tracking
+                plan = self.flow.prepare(spec)
+            yield from self.flow.shard(plan)  # alignment only (no mediapipe): may overlap another clip's tracking
         except LsrayError as exc:
             if plan is not None:
-                shutil.rmtree(plan.work_dir, ignore_errors=True)
-            raise StageFailed(str(exc)) from None
+                self.flow.discard(plan)
+            raise ClipFailed(str(exc)) from None
 
 
 @serve.deployment
 class AudioDeployment:
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
-        self.stage = build_stage("audio", _setup(settings).bundle)
+        self.flow = _flow(settings)
 
     def __call__(self, shard):
         try:
-            return self.stage(shard)
+            return self.flow.audio(shard)
         except LsrayError as exc:
-            raise StageFailed(str(exc)) from None
+            raise ClipFailed(str(exc)) from None
 
 
 @serve.deployment
@@ -98,24 +82,26 @@ class SampleDeployment:
 
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
-        self.stage = build_stage("sample", _setup(settings).bundle)
+        self.flow = _flow(settings)
+        self.windows_per_call = 4
         self.batches: list[int] = []  # sizes of the last batches run (observability, benchmark)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
         self.sample.set_max_batch_size(int(config.get("max_batch_size", 4)))
         self.sample.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.05)))
+        self.windows_per_call = int(config.get("windows_per_call", 4))
 
     def _run(self, shards: list) -> list:
         try:  # windows of every shard in the batch share UNet calls where their shapes allow
-            return self.stage.sample_many(shards)
+            return self.flow.sample(shards, max_windows=self.windows_per_call)
         except LsrayError:
             pass  # one bad shard: run them one by one so only that request fails
         out = []
         for shard in shards:
             try:
-                out.append(self.stage(shard))
+                out.extend(self.flow.sample([shard], max_windows=self.windows_per_call))
             except LsrayError as exc:
-                out.append(StageFailed(str(exc)))
+                out.append(ClipFailed(str(exc)))
         return out
 
     @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
@@ -138,19 +124,21 @@ class SampleDeployment:
 class RenderDeployment:
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
-        s = _setup(settings)
-        self.stage = build_stage("render", s.bundle, encode_preset=s.encode_preset)
+        self.flow = _flow(settings)
 
     def render(self, shard):
         try:
-            return self.stage(shard)
+            return self.flow.render(shard)
         except LsrayError as exc:
-            raise StageFailed(str(exc)) from None
+            raise ClipFailed(str(exc)) from None
 
     def assemble(self, plan, segments):
-        from lsray.pipeline.render import assemble
-
+        """Join, mux and publish to ``plan.spec.output`` (a path or URI the caller chose)."""
         try:
-            return assemble(plan, segments)
+            return self.flow.assemble(plan, segments)
         except LsrayError as exc:
-            raise StageFailed(str(exc)) from None
+            self.flow.discard(plan, segments)
+            raise ClipFailed(str(exc)) from None
+
+    def discard(self, plan, segments=()) -> None:
+        self.flow.discard(plan, segments)

@@ -4,6 +4,7 @@ Reads, listings, cheap version identities (for fingerprints), local copies for f
 atomic writes to either backend (local temp + rename; S3 multipart upload). No Ray imports.
 """
 
+from lsray.storage.cleanup import delete_prefix, delete_uris
 from lsray.storage.arrow import arrow_filesystem, open_input_file, open_input_stream
 from lsray.storage.backends import LocalStorage, S3Storage, Storage, open_uri, partial_path
 from lsray.storage.errors import ObjectNotFoundError, StorageAccessError, StorageError, UnsupportedSchemeError
@@ -24,6 +25,8 @@ from lsray.storage.s3_config import S3Config, default_s3_config, set_default_s3_
 from lsray.storage.uri import Location, is_s3_uri, join, parent, parse_uri, resolve_reference
 
 __all__ = [
+    "delete_prefix",
+    "delete_uris",
     "DEFAULT_PART_SIZE",
     "MIN_PART_SIZE",
     "LocalStorage",

@@ -1,11 +1,13 @@
-"""Removing segments from the staging folder once their clip is assembled (local or S3)."""
+"""Best-effort deletes of intermediate files (a clip's staged voice track and segments), local or S3."""
 
 from __future__ import annotations
 
 import contextlib
 import os
 
-from lsray.storage import S3Config, default_s3_config, is_s3_uri, list_prefix, parse_uri
+from .operations import list_prefix
+from .s3_config import S3Config, default_s3_config
+from .uri import is_s3_uri, parse_uri
 
 
 def delete_uris(uris: list[str], config: S3Config | None = None) -> None:
