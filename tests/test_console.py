@@ -11,8 +11,10 @@ from pathlib import Path
 
 import pytest
 
-from lsray.console import VERBOSE_ENV, quiet_native_stderr
-from talking import write_dub, write_face_clip
+os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before anything imports ray: loopback only
+
+from lsray.console import VERBOSE_ENV, quiet_native_stderr  # noqa: E402
+from talking import write_dub, write_face_clip  # noqa: E402
 
 LSRAY = Path(sys.executable).parent / "lsray"
 
