@@ -19,6 +19,7 @@ import sys
 from dataclasses import dataclass
 from typing import Callable, Sequence
 
+from lsray.console import setup as setup_console
 from lsray.errors import LsrayError
 
 
@@ -75,6 +76,8 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
         prog="lsray",
         description="Lip-sync dubbing of video catalogs: LatentSync plus five upgrades, on Ray.",
     )
+    parser.add_argument("--verbose", action="store_true",
+                        help="also show the libraries' own logs and warnings (mediapipe, TF-Lite, Ray)")
     root = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
     groups: dict[str, argparse._SubParsersAction] = {"": root}
     for cmd in COMMANDS:
@@ -98,6 +101,7 @@ def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
 def main(argv: Sequence[str] | None = None) -> int:
     argv = sys.argv[1:] if argv is None else list(argv)
     args = build_parser(argv).parse_args(argv)
+    setup_console(verbose_flag=args.verbose)  # before any command imports torch, mediapipe or Ray
     try:
         return int(args._run(args) or 0)
     except LsrayError as exc:

@@ -10,7 +10,8 @@ from lsray.sampling import WindowConditioning, denoise_window, initial_noise, ma
 from lsray.train.config import load_job_config
 from lsray.train.data import collate, local_sequences
 from lsray.train.distill import boundary_scalings, student_from_teacher
-from lsray.train.latents import LatentCodec
+from lsray.models.codec import LatentCodec
+from lsray.train.latents import InpaintingInputs
 from lsray.train.runner import train_local
 from lsray.train.tiny import make_tiny_bundle, synthetic_shards
 
@@ -31,8 +32,8 @@ def test_distilled_student_is_closer_to_teacher(tmp_path):
     teacher = load_bundle(teacher_dir, device="cpu")
 
     # held-out conditioning, encoded exactly as the trainer does
-    codec = LatentCodec(teacher.vae, teacher.config.vae.scaling_factor, 0.0, teacher.mask, SIZE)
-    lb = codec.prepare(collate(local_sequences(str(held_out), seq_len=FRAMES, stride=FRAMES, image_size=SIZE)),
+    inputs = InpaintingInputs(LatentCodec(teacher.vae, teacher.config.vae.scaling_factor, 0.0), teacher.mask, SIZE)
+    lb = inputs.prepare(collate(local_sequences(str(held_out), seq_len=FRAMES, stride=FRAMES, image_size=SIZE)),
                        torch.device("cpu"))
     cond = WindowConditioning(mask=lb.side[:, :1], masked=lb.side[:, 1:5], ref=lb.side[:, 5:], audio=lb.audio)
 

@@ -24,13 +24,17 @@ def connect(address: str | None, config: BatchConfig) -> bool:
     os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # every Ray service on loopback
     import ray
 
+    from lsray.console import quiet_native_stderr
+
     if ray.is_initialized():
         return False
-    if address is None:
-        ray.init(  # "local": a new cluster even when another one on this machine is discoverable
-            address="local", _node_ip_address=LOOPBACK, num_cpus=local_num_cpus(config), object_store_memory=config.object_store_memory,
-            include_dashboard=False, log_to_driver=False, configure_logging=False,
-        )
-        return True
-    ray.init(address=address, log_to_driver=False, configure_logging=False)
-    return False
+    with quiet_native_stderr():  # Ray's start-up notes (token auth default, C++ log level); lsray --verbose shows them
+        if address is None:
+            ray.init(  # "local": a new cluster even when another one on this machine is discoverable
+                address="local", _node_ip_address=LOOPBACK, num_cpus=local_num_cpus(config),
+                object_store_memory=config.object_store_memory, include_dashboard=False, log_to_driver=False,
+                configure_logging=False,
+            )
+            return True
+        ray.init(address=address, log_to_driver=False, configure_logging=False)
+        return False

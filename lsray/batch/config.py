@@ -47,8 +47,8 @@ class StageConfig(BaseModel):
     min_size: int = Field(1, ge=1, description="actor pool: actors kept alive")
     max_size: int = Field(1, ge=1, description="actor pool: autoscaling ceiling")
     batch_size: int = Field(1, ge=1, description="rows (clips or shards) per call")
-    max_restarts: int = Field(3, ge=-1, description="times Ray restarts a dead actor (-1: forever)")
-    max_task_retries: int = Field(3, ge=-1, description="times a call on a dead actor is retried (-1: forever)")
+    # Pool stages are restarted and retried by Ray Data itself (it takes no per-stage setting)
+    max_task_retries: int = Field(3, ge=-1, description="assemble: times the task is rerun after its worker died")
 
     @model_validator(mode="after")
     def _sizes(self) -> "StageConfig":
@@ -57,7 +57,8 @@ class StageConfig(BaseModel):
         return self
 
     def remote_args(self) -> dict[str, Any]:
-        """The keyword arguments Ray takes for an actor / task of this stage."""
+        """This stage's resource request: keyword arguments that both ``ray.remote`` options and
+        Ray Data's map APIs take by name."""
         args: dict[str, Any] = {"num_cpus": self.num_cpus}
         if self.num_gpus:
             args["num_gpus"] = self.num_gpus

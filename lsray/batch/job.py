@@ -89,11 +89,12 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
     from lsray.batch.actors import AudioWorker, PrepareWorker, RenderWorker, SampleWorker, ShardWorker
 
     def pool(name: str) -> dict[str, Any]:
+        # Named parameters only: Ray Data drops ``**ray_remote_args`` in Ray 2.64. Dead actors are
+        # restarted and their calls retried by Ray Data's own actor fault tolerance.
         c = config.stage(name)
         return dict(
             compute=ActorPoolStrategy(min_size=c.min_size, max_size=c.max_size),
             fn_constructor_kwargs={"ctx": ctx},
-            max_restarts=c.max_restarts, max_task_retries=c.max_task_retries,
             **c.remote_args(),
         )
 

@@ -2,8 +2,8 @@
 
 Every unit of work (a clip at prepare/assemble, a shard at audio/sample/render) calls
 :meth:`AttemptLedger.start` before it runs and :meth:`AttemptLedger.finish` after. When Ray
-restarts a killed actor and re-runs its call (``max_restarts`` / ``max_task_retries``), the
-same unit starts a second time: ``retries`` of a clip = the sum over its units of
+restarts a killed actor and re-runs its call (Ray Data's actor fault tolerance; the assemble
+task's ``max_task_retries``), the same unit starts a second time: ``retries`` of a clip = the sum over its units of
 ``starts - 1``. The ledger is one small named actor (0 CPUs) per job; the counts reach the
 report's ``retries`` column and ``lsray_batch_retries_total``. It also records the node each
 stage ran on, so a multi-node run can prove that placement followed the resource requests.

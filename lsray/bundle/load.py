@@ -31,6 +31,7 @@ if TYPE_CHECKING:  # heavy imports stay out of module import (``lsray --help`` m
     from lsray.audio.fused import FusedAudioEncoder
     from lsray.audio.phoneme import PhonemeEncoder
     from lsray.audio.whisper import WhisperEncoder
+    from lsray.models.codec import LatentCodec
     from lsray.models.config import UNetConfig
     from lsray.models.unet import LipSyncUNet
 
@@ -146,6 +147,14 @@ class ModelBundle:
         if self.vae is None:
             raise MissingWeightError(self.path / VAE_DIR, "VAE folder (diffusers AutoencoderKL)")
         return self.vae
+
+    @cached_property
+    def codec(self) -> "LatentCodec":
+        """Pixels <-> scaled latents with this bundle's VAE and ``config.vae`` scaling: the one
+        encode / decode that sampling and training share (MissingWeightError without ``vae/``)."""
+        from lsray.models.codec import LatentCodec
+
+        return LatentCodec(self.require_vae(), self.config.vae.scaling_factor, self.config.vae.shift_factor)
 
     def make_scheduler(self, kind: Literal["ddim", "lcm"]) -> Any:
         """A fresh diffusers scheduler of ``kind`` on the bundle's noise schedule (for training;

@@ -2,7 +2,9 @@
 
 Both models ship inside mediapipe 0.10.14 (`mp.solutions`), so nothing is downloaded. The
 detector is only run on keyframes (see `track.py`); it counts its calls so callers and tests can
-check that. Frames are RGB uint8 (H, W, 3), as mediapipe expects.
+check that. Frames are RGB uint8 (H, W, 3), as mediapipe expects. A graph's construction and
+first run print TF-Lite / absl notes on file descriptor 2; they run inside
+:func:`lsray.console.quiet_native_stderr`.
 """
 
 from __future__ import annotations
@@ -10,6 +12,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 import numpy as np
+
+from lsray.console import quiet_native_stderr
 
 
 @dataclass(frozen=True)
@@ -73,6 +77,17 @@ def _check_frame(frame: np.ndarray) -> np.ndarray:
     return np.ascontiguousarray(frame)
 
 
+def _process(owner: "FaceDetector | FaceLandmarker", image: np.ndarray):
+    """``owner``'s mediapipe graph run on ``image``; its construction and first run (where the
+    native start-up notes are printed) happen with fd 2 silenced."""
+    if owner._model is not None and owner._warm:
+        return owner._model.process(image)
+    with quiet_native_stderr():
+        result = owner._get().process(image)
+    owner._warm = True
+    return result
+
+
 class FaceDetector:
     """mediapipe face detection returning every face in a frame as a `FaceBox`.
 
@@ -86,6 +101,7 @@ class FaceDetector:
         self.min_confidence = min_confidence
         self.calls = 0  # how many frames were run through the detector
         self._model = None
+        self._warm = False  # the graph has run once (its start-up notes are printed)
 
     def _get(self):
         if self._model is None:
@@ -101,7 +117,7 @@ class FaceDetector:
         frame = _check_frame(frame)
         self.calls += 1
         h, w = frame.shape[:2]
-        result = self._get().process(frame)
+        result = _process(self, frame)
         boxes = []
         for det in result.detections or []:
             rb = det.location_data.relative_bounding_box
@@ -116,6 +132,7 @@ class FaceDetector:
         if self._model is not None:
             self._model.close()
             self._model = None
+            self._warm = False
 
     def __enter__(self) -> "FaceDetector":
         return self
@@ -136,6 +153,7 @@ class FaceLandmarker:
         self.min_confidence = min_confidence
         self.calls = 0
         self._model = None
+        self._warm = False
 
     def _get(self):
         if self._model is None:
@@ -157,7 +175,7 @@ class FaceLandmarker:
         if x1 - x0 < 8 or y1 - y0 < 8:
             return None
         crop = np.ascontiguousarray(frame[y0:y1, x0:x1])
-        result = self._get().process(crop)
+        result = _process(self, crop)
         if not result.multi_face_landmarks:
             return None
         lm = result.multi_face_landmarks[0].landmark
@@ -170,6 +188,7 @@ class FaceLandmarker:
         if self._model is not None:
             self._model.close()
             self._model = None
+            self._warm = False
 
     def __enter__(self) -> "FaceLandmarker":
         return self

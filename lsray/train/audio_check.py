@@ -48,14 +48,14 @@ def audio_reliance(bundle: str | Path, shards: str | Path, *, timestep: int = 99
     """
     from lsray.bundle import load_bundle
     from lsray.train.data import collate, local_sequences
-    from lsray.train.latents import LatentCodec, add_noise, predicted_x0, sample_noise
+    from lsray.train.latents import InpaintingInputs, add_noise, predicted_x0, sample_noise
     from lsray.train.runner import bundle_sequence_kwargs
 
     if batch_size < 2:
         raise ValueError("batch_size must be >= 2: the wrong audio is another sequence's in the same batch")
     b = load_bundle(str(bundle), device="cpu")
     size = image_size or b.config.resolution
-    codec = LatentCodec.from_bundle(b, size)
+    inputs = InpaintingInputs.from_bundle(b, size)
     sched = b.make_scheduler("ddim")
     alphas, kind = sched.alphas_cumprod.float(), sched.config.prediction_type
     unet = b.unet.eval()
@@ -70,7 +70,7 @@ def audio_reliance(bundle: str | Path, shards: str | Path, *, timestep: int = 99
         if len(chunk) < 2:
             break
         used += len(chunk)
-        lb = codec.prepare(collate(chunk), torch.device("cpu"))
+        lb = inputs.prepare(collate(chunk), torch.device("cpu"))
         n, _, f = lb.latents.shape[:3]
         t = torch.full((n,), timestep)
         noisy = add_noise(lb.latents, sample_noise(lb.latents, noise_share, g), alphas, t)

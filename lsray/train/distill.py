@@ -29,7 +29,7 @@ from lsray.models.losses import pseudo_huber
 from lsray.sampling import guidance_embedding
 from lsray.train.config import DistillConfig
 from lsray.train.latents import (
-    LatentCodec,
+    InpaintingInputs,
     add_noise,
     enable_gradient_checkpointing,
     predicted_x0,
@@ -78,7 +78,7 @@ class DistillJob:
         self.model = (torch.nn.parallel.DistributedDataParallel(self.student, find_unused_parameters=True)
                       if world > 1 else self.student)
         self.opt = torch.optim.AdamW(params, lr=cfg.lr)
-        self.codec = LatentCodec.from_bundle(bundle, cfg.data.image_size).to(device)
+        self.inputs = InpaintingInputs.from_bundle(bundle, cfg.data.image_size).to(device)
         sched = bundle.make_scheduler("ddim")
         self.alphas_cumprod = sched.alphas_cumprod.float().to(device)
         self.kind = sched.config.prediction_type  # the teacher's objective; the student keeps it
@@ -117,7 +117,7 @@ class DistillJob:
 
     def losses(self, batch: dict[str, torch.Tensor], step: int, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         cfg, ac = self.cfg, self.alphas_cumprod
-        lb = self.codec.prepare(batch, self.device)
+        lb = self.inputs.prepare(batch, self.device)
         b = lb.latents.shape[0]
         # 1. solver interval [s, t] on the skipping-step grid
         n = torch.randint(0, len(self.grid), (b,), generator=generator).to(self.device)

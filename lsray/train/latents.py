@@ -1,17 +1,23 @@
 """From a batch of face sequences to what the UNet sees (shared by stage 2 and distillation).
 
-The frozen VAE encodes the frames, their masked copies and the reference frames exactly as the
-sample stage does at inference (:mod:`lsray.pipeline.sample`): latent mean, ``(z - shift) * scale``,
-the mask resized to the latent grid with nearest-neighbour.
+The frozen VAE encodes the frames, their masked copies and the reference frames with the same
+:class:`~lsray.models.codec.LatentCodec` as the sample stage at inference, and the mask is resized
+to the latent grid with nearest-neighbour, as there.
 """
 
 from __future__ import annotations
 
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 import torch.nn.functional as F
+
+from lsray.models.codec import LatentCodec
+
+if TYPE_CHECKING:
+    from lsray.bundle import ModelBundle
 
 
 @dataclass
@@ -28,47 +34,32 @@ class LatentBatch:
         return 1.0 - self.mask_latent
 
 
-class LatentCodec:
-    """Frozen VAE encode / decode with the bundle's latent scaling."""
+class InpaintingInputs:
+    """A batch of face sequences -> what the UNet sees (:class:`LatentBatch`): the frozen
+    :class:`~lsray.models.codec.LatentCodec` (the one the sample stage uses) plus the bundle's
+    inpainting mask at the training crop size."""
 
-    def __init__(self, vae, scaling_factor: float, shift_factor: float, mask: np.ndarray, image_size: int) -> None:
-        self.vae = vae.requires_grad_(False).eval()
-        self.scale, self.shift = scaling_factor, shift_factor
+    def __init__(self, codec: LatentCodec, mask: np.ndarray, image_size: int) -> None:
+        self.codec = codec
         m = torch.from_numpy(np.asarray(mask, np.float32))[None, None]
         self.mask = F.interpolate(m, size=(image_size, image_size), mode="bilinear")[0, 0]  # (S, S)
 
     @classmethod
-    def from_bundle(cls, bundle, image_size: int) -> "LatentCodec":
-        """The codec of a loaded bundle (its VAE, latent scaling and mask) at ``image_size``."""
-        return cls(bundle.require_vae(), bundle.config.vae.scaling_factor, bundle.config.vae.shift_factor,
-                   bundle.mask, image_size)
+    def from_bundle(cls, bundle: "ModelBundle", image_size: int) -> "InpaintingInputs":
+        """A loaded bundle's codec and mask at ``image_size``."""
+        return cls(bundle.codec, bundle.mask, image_size)
 
-    def to(self, device: torch.device) -> "LatentCodec":
-        self.vae.to(device)
+    def to(self, device: torch.device) -> "InpaintingInputs":
+        self.codec.to(device)
         self.mask = self.mask.to(device)
         return self
-
-    @torch.no_grad()
-    def encode(self, images: torch.Tensor) -> torch.Tensor:
-        """(B, F, 3, S, S) in [-1, 1] -> (B, 4, F, h, w)."""
-        b, f = images.shape[:2]
-        z = self.vae.encode(images.flatten(0, 1)).latent_dist.mode()  # (b f) 4 h w
-        z = (z - self.shift) * self.scale
-        return z.view(b, f, *z.shape[1:]).transpose(1, 2)  # b 4 f h w
-
-    def decode(self, latents: torch.Tensor) -> torch.Tensor:
-        """(B, 4, F, h, w) -> (B, F, 3, S, S); differentiable (gradients reach the UNet)."""
-        b, _, f = latents.shape[:3]
-        z = latents.transpose(1, 2).flatten(0, 1) / self.scale + self.shift  # (b f) 4 h w
-        x = self.vae.decode(z).sample
-        return x.view(b, f, *x.shape[1:])
 
     def prepare(self, batch: dict[str, torch.Tensor], device: torch.device) -> LatentBatch:
         frames = batch["frames"].to(device)  # b f 3 S S
         ref = batch["ref"].to(device)
-        latents = self.encode(frames)
-        masked = self.encode(frames * self.mask)
-        ref_lat = self.encode(ref)
+        latents = self.codec.encode_video(frames)  # b 4 f h w
+        masked = self.codec.encode_video(frames * self.mask)
+        ref_lat = self.codec.encode_video(ref)
         b, _, f, h, w = latents.shape
         m = F.interpolate(self.mask[None, None], size=(h, w))[:, :, None].expand(b, 1, f, h, w)
         audio = batch["audio"].to(device)  # b f n d

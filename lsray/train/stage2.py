@@ -37,7 +37,7 @@ from lsray.models.discriminator import (
 from lsray.models.losses import PerceptualLoss, mouth_box, mouth_crops, temporal_smoothness
 from lsray.train.config import Stage2Config
 from lsray.train.latents import (
-    LatentCodec,
+    InpaintingInputs,
     add_noise,
     enable_gradient_checkpointing,
     predicted_x0,
@@ -141,14 +141,14 @@ class Stage2Job:
             enable_gradient_checkpointing(self.unet)
         self.model = _ddp(UNetPasses(self.unet), world)
         self.opt = torch.optim.AdamW(params, lr=cfg.lr)
-        self.codec = LatentCodec.from_bundle(bundle, cfg.data.image_size).to(device)
+        self.inputs = InpaintingInputs.from_bundle(bundle, cfg.data.image_size).to(device)
         sched = bundle.make_scheduler("ddim")
         self.alphas_cumprod = sched.alphas_cumprod.float()
         self.prediction_type = sched.config.prediction_type  # the objective the sampler expects
         self.num_timesteps = sched.config.num_train_timesteps
         self.syncnet = SyncNet.from_pretrained(cfg.syncnet, device) if cfg.syncnet else None
         self.perceptual = PerceptualLoss(cfg.perceptual_weights).to(device) if cfg.perceptual_weights else None
-        self.box = mouth_box(self.codec.mask.cpu().numpy())
+        self.box = mouth_box(self.inputs.mask.cpu().numpy())
         self.disc = self.d_model = self.d_opt = None
         if cfg.discriminator is not None:
             self.disc = MultiScaleDiscriminator(cfg.discriminator).to(device).train()
@@ -179,7 +179,7 @@ class Stage2Job:
                t: torch.Tensor | None = None, generator: torch.Generator | None = None) -> dict[str, torch.Tensor]:
         """Every generator-side loss term and their weighted ``total`` (no optimizer step)."""
         cfg = self.cfg
-        lb = self.codec.prepare(batch, self.device)
+        lb = self.inputs.prepare(batch, self.device)
         b, _, f = lb.latents.shape[:3]
         if noise is None:
             noise = sample_noise(lb.latents, cfg.data.shared_noise, generator)
@@ -212,7 +212,7 @@ class Stage2Job:
 
         need_pixels = cfg.recon_weight > 0 or self.syncnet or self.perceptual or self.disc is not None
         if need_pixels:
-            decoded = self.codec.decode(x0)  # b f 3 S S
+            decoded = self.inputs.codec.decode_video(x0)  # b f 3 S S
             if cfg.recon_weight > 0:
                 out["recon"] = F.l1_loss(decoded, lb.frames)
                 total = total + cfg.recon_weight * out["recon"]
