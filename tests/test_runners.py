@@ -201,35 +201,33 @@ def test_batch_runner_gives_the_same_mouths(ray_cluster, distilled, clip, local_
 
 def test_serve_on_two_nodes_with_s3_staging_gives_the_same_mouths(
         ray_cluster, distilled, clip, local_digest, expected_timesteps, moto_s3, s3_bucket, tmp_path):
-    """Sample on the accelerator node, the other stages on the head, every replica with its own
-    TMPDIR and the hand-over through S3: a local path passed between stages could not work."""
+    """Sample on the accelerator node, the other stages on the head, the hand-over through S3
+    (each step works in its own scratch folder, removed when the step ends, so a local path
+    passed between stages could not work)."""
     import requests
     from ray import serve
     from ray.util.state import list_actors
 
     from lsray.serve import deploy
 
-    env = {"LSRAY_S3_ENDPOINT": moto_s3.endpoint_url, "AWS_ACCESS_KEY_ID": "testing",
-           "AWS_SECRET_ACCESS_KEY": "testing", "AWS_REGION": "us-east-1"}
+    import dataclasses
 
     def on(node_resources: dict, name: str) -> dict:
-        scratch = tmp_path / f"scratch-{name}"
-        scratch.mkdir()
         one = ({"num_replicas": 1} if name == "jobs" else
                {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 2}})
-        return {**one, "ray_actor_options": {**node_resources, "runtime_env": {
-            "env_vars": {**env, "TMPDIR": str(scratch)}}}}
+        return {**one, "ray_actor_options": node_resources}
 
     head = {"num_cpus": 0.1}
+    head_only = {"num_cpus": 1.1}  # more than the accelerator node's single CPU: these land on the head
     config = deploy.with_overrides(
         deploy.load_config(),
         http={"host": "127.0.0.1", "port": _free_port()},
         args={"bundle": str(distilled), "storage_roots": [str(clip["root"])], "api_keys": [KEY],
               "staging_root": f"s3://{s3_bucket}/staging", "output_root": f"s3://{s3_bucket}/outputs",
-              "torch_threads": 1, "encode_preset": "ultrafast"},
+              "torch_threads": 1, "encode_preset": "ultrafast", "s3": dataclasses.asdict(moto_s3)},
         deployments={
-            "Ingress": on(head, "ingress"), "JobManager": on(head, "jobs"), "PrepareDeployment": on(head, "prepare"),
-            "AudioDeployment": on(head, "audio"), "RenderDeployment": on(head, "render"),
+            "Ingress": on(head, "ingress"), "JobManager": on(head, "jobs"), "PrepareDeployment": on(head_only, "prepare"),
+            "AudioDeployment": on(head, "audio"), "RenderDeployment": on(head_only, "render"),
             "SampleDeployment": on({"num_cpus": 0, "resources": {"accelerator": 1}}, "sample"),
         },
     )

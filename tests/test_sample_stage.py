@@ -29,7 +29,7 @@ def _window(stage: SampleStage, seed: int = 0) -> _Window:
     g = torch.Generator().manual_seed(seed)
     pixels = torch.nn.functional.interpolate(torch.rand(FRAMES, 3, s // 8, s // 8, generator=g), size=(s, s),
                                              mode="bilinear") * 1.6 - 0.8
-    ref = stage._encode(pixels).permute(1, 0, 2, 3)[None]  # 1 c f h w
+    ref = stage.codec.encode(pixels).permute(1, 0, 2, 3)[None]  # 1 c f h w
     cond = WindowConditioning(mask=torch.zeros(1), masked=ref, ref=ref, audio=torch.zeros(1))
     shard = SimpleNamespace(generated=np.zeros((FRAMES, s, s, 3), np.uint8), timings={"vae": 0.0})
     return _Window(shard, np.arange(FRAMES), pixels, stage._mask_for(s), cond, None, None, ())
@@ -66,9 +66,9 @@ def test_detail_transfer_adds_the_decoded_change(stage):
     """Latents that differ from the reference: the regenerated region is source + D(z) - D(z_ref)."""
     out, source, regen = _run(stage, detail=True, latents_of=lambda ref: ref + 0.5)
     w = _window(stage)
-    z, zr = stage._unscale(w.cond.ref[0] + 0.5), stage._unscale(w.cond.ref[0])
+    z, zr = (w.cond.ref[0] + 0.5).transpose(0, 1), w.cond.ref[0].transpose(0, 1)
     with torch.no_grad():
-        expected = (w.pixels + stage.vae.decode(z).sample - stage.vae.decode(zr).sample).clamp(-1, 1)
+        expected = (w.pixels + stage.codec.decode(z) - stage.codec.decode(zr)).clamp(-1, 1)
     expected = ((expected + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
     assert np.abs(out[:, regen].astype(int) - expected[:, regen].astype(int)).max() <= 1
     assert np.abs(out[:, regen].astype(int) - source[:, regen].astype(int)).mean() > 1  # the change shows
@@ -79,7 +79,7 @@ def _decoded(stage: SampleStage, shift: float) -> np.ndarray:
     """decode(reference latents + shift) as uint8 crops: what a plain paste would show."""
     w = _window(stage)
     with torch.no_grad():
-        d = stage.vae.decode(stage._unscale(w.cond.ref[0] + shift)).sample.clamp(-1, 1)
+        d = stage.codec.decode((w.cond.ref[0] + shift).transpose(0, 1)).clamp(-1, 1)
     return ((d + 1) * 127.5).round().byte().permute(0, 2, 3, 1).numpy()
 
 

@@ -33,7 +33,7 @@ class LatentCodec:
     @torch.no_grad()
     def encode(self, pixels: torch.Tensor) -> torch.Tensor:
         """(n, 3, S, S) in [-1, 1] -> (n, 4, h, w) scaled latents (the posterior's mode)."""
-        z = self.vae.encode(pixels).latent_dist.mode()  # n 4 h w
+        z = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.mode().float()  # n 4 h w
         return (z - self.shift_factor) * self.scaling_factor
 
     def unscale(self, latents: torch.Tensor) -> torch.Tensor:
@@ -43,7 +43,7 @@ class LatentCodec:
     def decode(self, latents: torch.Tensor) -> torch.Tensor:
         """(n, 4, h, w) scaled latents -> (n, 3, S, S) pixels, not clamped. Differentiable:
         training's pixel losses reach the UNet through it (wrap in ``torch.no_grad`` otherwise)."""
-        return self.vae.decode(self.unscale(latents)).sample
+        return self.vae.decode(self.unscale(latents).to(self.vae.dtype)).sample.float()
 
     # -- videos (the UNet's layout) ---------------------------------------------------------------
     def encode_video(self, pixels: torch.Tensor) -> torch.Tensor:

@@ -85,12 +85,9 @@ class ClipFlow:
     @cached_property
     def sample_stage(self) -> SampleStage:
         cfg = self.bundle.config
-        settings = SamplerSettings(
-            scaling_factor=cfg.vae.scaling_factor, shift_factor=cfg.vae.shift_factor,
-            scheduler_config=cfg.sampler.scheduler.model_dump(),
-            detail_transfer=cfg.sampler.detail_transfer, detail_gate=cfg.sampler.detail_gate,
-        )
-        return SampleStage(self.bundle.sampling_unet, self.bundle.require_vae(), self.bundle.mask, settings)
+        settings = SamplerSettings(scheduler_config=cfg.sampler.scheduler.model_dump(),
+                                   detail_transfer=cfg.sampler.detail_transfer, detail_gate=cfg.sampler.detail_gate)
+        return SampleStage(self.bundle.sampling_unet, self.bundle.codec, self.bundle.mask, settings)
 
     @cached_property
     def render_stage(self) -> RenderStage:

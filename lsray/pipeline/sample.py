@@ -21,8 +21,7 @@ from typing import Callable, Iterator
 import numpy as np
 import torch
 import torch.nn.functional as F
-from diffusers import AutoencoderKL
-
+from lsray.models.codec import LatentCodec
 from lsray.models.unet import LipSyncUNet
 from lsray.pipeline.records import WINDOW_FRAMES, ClipShard
 from lsray.sampling import WindowConditioning, denoise_window, initial_noise, make_scheduler
@@ -33,8 +32,6 @@ class SamplerSettings:
     """What a bundle fixes about sampling for every clip (a clip's sampler, steps, guidance and
     LCM grid are its ``ClipSettings``, resolved once by ``DubOptions.resolve``)."""
 
-    scaling_factor: float = 0.18215
-    shift_factor: float = 0.0
     scheduler_config: dict | None = None
     detail_transfer: bool = False  # see SamplerDefaults.detail_transfer
     detail_gate: float | None = None  # see SamplerDefaults.detail_gate
@@ -53,19 +50,15 @@ class SampleStage:
     student bundle samples DDIM with its teacher), loaded on first use.
     """
 
-    def __init__(self, unets: Callable[[str], LipSyncUNet], vae: AutoencoderKL, mask: np.ndarray,
+    def __init__(self, unets: Callable[[str], LipSyncUNet], codec: LatentCodec, mask: np.ndarray,
                  settings: SamplerSettings) -> None:
-        self.unets, self.vae, self.settings = unets, vae, settings
-        self.device = vae.device
+        self.unets, self.codec, self.settings = unets, codec, settings
+        self.device = codec.vae.device
         self.mask = torch.from_numpy(np.asarray(mask, np.float32))  # (S, S) 1 keep, 0 regenerate
 
     def _mask_for(self, s: int) -> torch.Tensor:
         m = self.mask if self.mask.shape[-1] == s else F.interpolate(self.mask[None, None], size=(s, s), mode="bilinear")[0, 0]
         return m.to(self.device)
-
-    def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        z = self.vae.encode(pixels).latent_dist.mode()  # deterministic (upstream draws a sample)
-        return (z - self.settings.shift_factor) * self.settings.scaling_factor
 
     def __call__(self, shard: ClipShard) -> ClipShard:
         return self.sample_many([shard], max_windows=1)[0]  # one window alive: bounded memory
@@ -136,8 +129,8 @@ class SampleStage:
             full = np.concatenate([idx, np.full(WINDOW_FRAMES - len(idx), idx[-1])])
             t0 = time.perf_counter()
             pixels = torch.from_numpy(shard.crops[full]).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # f 3 S S
-            masked = self._encode(pixels * mask)  # f 4 h w
-            ref = self._encode(pixels)
+            masked = self.codec.encode(pixels * mask)  # f 4 h w (the posterior's mode: upstream samples)
+            ref = self.codec.encode(pixels)
             h, w = masked.shape[-2:]
             cond = WindowConditioning(
                 mask=F.interpolate(mask[None, None], size=(h, w))[:, :, None].expand(1, 1, WINDOW_FRAMES, h, w),
@@ -153,24 +146,20 @@ class SampleStage:
             yield _Window(shard, idx, pixels, mask, cond, noise, gen,
                           (clip.sampler, clip.steps, clip.guidance, clip.lcm_grid, h, w))
 
-    def _unscale(self, latents: torch.Tensor) -> torch.Tensor:
-        """UNet-space (c, f, h, w) -> VAE-space (f, c, h, w)."""
-        return latents.permute(1, 0, 2, 3) / self.settings.scaling_factor + self.settings.shift_factor
-
     @torch.no_grad()
     def _finish(self, w: "_Window", latents: torch.Tensor) -> None:
         """Decode one window's latents (c, f, h, w) and keep the reference outside the mask."""
         t0 = time.perf_counter()
-        z = self._unscale(latents)  # f c h w
+        z = latents.transpose(0, 1)  # f c h w
         if self.settings.detail_transfer:
-            both = self.vae.decode(torch.cat([z, self._unscale(w.cond.ref[0])])).sample  # 2f 3 S S
+            both = self.codec.decode(torch.cat([z, w.cond.ref[0].transpose(0, 1)]))  # 2f 3 S S
             generated, rebuilt = both[: len(z)], both[len(z):]
             detail = w.pixels - rebuilt  # what the VAE loses of the source, f 3 S S
             if self.settings.detail_gate is not None:
                 detail = detail * detail_gate(generated - rebuilt, self.settings.detail_gate)
             decoded = (generated + detail).clamp(-1, 1)
         else:
-            decoded = self.vae.decode(z).sample.clamp(-1, 1)  # f 3 S S
+            decoded = self.codec.decode(z).clamp(-1, 1)  # f 3 S S
         face = decoded * (1 - w.mask) + w.pixels * w.mask
         out = ((face + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
         w.shard.generated[w.idx] = out[: len(w.idx)]

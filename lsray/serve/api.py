@@ -136,6 +136,7 @@ class Ingress:
         from lsray.serve.dag import StageHandles
 
         self.settings = ServeSettings(**settings)
+        self.settings.apply_storage()
         self.keys = self.settings.resolved_api_keys()
         self.handles = StageHandles(prepare, audio, sample, render)
         self.jobs = jobs

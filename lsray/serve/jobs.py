@@ -105,6 +105,7 @@ class JobManager:
         from lsray.serve.dag import StageHandles
 
         self.settings = ServeSettings(**settings)
+        self.settings.apply_storage()
         self.handles = StageHandles(prepare, audio, sample, render)
         self.jobs: dict[str, JobRecord] = {}
         self.work: dict[str, tuple[dict, str]] = {}  # id -> (spec fields, staged inputs' prefix)

@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lsray.storage.s3_config import S3Config
+
 
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -82,6 +84,8 @@ class ServeSettings(BaseModel):
     api_keys: list[str] = Field(default_factory=list)
     api_keys_env: str = "LSRAY_API_KEYS"
     public_metrics: bool = Field(default=False, description="serve /metrics without a key")
+    s3: S3Config | None = Field(default=None, description="S3 endpoint/region (and, in tests, credentials) for "
+                                "staging_root, output_root and s3:// inputs; default: the environment's")
     encode_preset: str = "veryfast"
     torch_threads: int = Field(default=2, ge=1)
     limits: Limits = Field(default_factory=Limits)
@@ -95,6 +99,13 @@ class ServeSettings(BaseModel):
             if root.lower().startswith(("http://", "https://")):
                 raise ValueError(f"storage root {root!r}: http(s) is never a storage root")
         return v
+
+    def apply_storage(self) -> None:
+        """Make ``s3`` this process's default S3 config (every replica calls it at start)."""
+        if self.s3 is not None:
+            from lsray.storage import set_default_s3_config
+
+            set_default_s3_config(self.s3)
 
     def resolved_api_keys(self) -> list[str]:
         keys = list(self.api_keys)

@@ -38,8 +38,9 @@ def _flow(settings: dict) -> ClipFlow:
     import torch
 
     s = ServeSettings(**settings)
+    s.apply_storage()
     torch.set_num_threads(s.torch_threads)
-    return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset)
+    return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset, s3=s.s3)
 
 
 @serve.deployment
