@@ -89,7 +89,7 @@ def throughput_svg(reports: Sequence[ClipReport]) -> str | None:
     ax.grid(alpha=0.3)
     fig.tight_layout()
     buf = io.StringIO()
-    fig.savefig(buf, format="svg", metadata={"Date": None})  # no date: same report, same bytes
+    fig.savefig(buf, format="svg", metadata={"Date": None})  # the page states when it was written, once
     svg = buf.getvalue()
     return svg[svg.index("<svg"):]  # drop the XML prolog and doctype: it is inlined in HTML
 
