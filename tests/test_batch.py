@@ -110,7 +110,7 @@ def test_dub_cli_on_two_nodes_with_broken_rows_resume_and_metrics(ray_cluster, m
     assert not (out / "_lsray_staging").exists()
     assert sorted(p.name for p in out.iterdir()) == sorted(
         ["talk.mp4", "talk.mp4.json", "quiet.mp4", "quiet.mp4.json", "noface.mp4", "noface.mp4.json",
-         "report.json", "report.parquet"])
+         "report.html", "report.json", "report.parquet"])
 
     # Rerun: every finished clip is skipped, nothing is rewritten.
     mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
@@ -248,7 +248,7 @@ def test_s3_catalog_media_and_outputs(ray_cluster, media, moto_s3, s3_bucket, tm
     assert {r.clip_id: r.status for r in outcome.reports} == {"s3talk": "done", "s3none": "no_face", "s3gone": "error"}
     keys = {o["Key"] for o in client.list_objects_v2(Bucket=s3_bucket, Prefix="out/")["Contents"]}
     assert keys == {"out/s3talk.mp4", "out/s3talk.mp4.json", "out/s3none.mp4", "out/s3none.mp4.json",
-                    "out/report.parquet", "out/report.json"}
+                    "out/report.parquet", "out/report.html", "out/report.json"}
     head = client.head_object(Bucket=s3_bucket, Key="out/s3talk.mp4")
     assert head["Metadata"]["lsray-fingerprint"] == outcome.reports[0].fingerprint
     local = tmp_path / "s3talk.mp4"

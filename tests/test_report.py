@@ -41,6 +41,7 @@ def check_outputs(table, summary: dict) -> None:
     assert table.column("seconds_sample").to_pylist() == [10.0, None, None, None, None]
     assert table.column("seconds_total").to_pylist()[0] == pytest.approx(13.5)
     assert table.column("line").to_pylist()[4] == 7
+    assert table.column("warnings").to_pylist() == [[]] * 5 and table.column("duration_seconds").null_count == 5
     assert summary["counts"] == {"done": 1, "skipped": 1, "error": 1, "no_face": 1, "invalid": 1}
     assert set(summary["counts"]) == set(CLIP_STATUSES)
     assert summary["clips"] == 5 and summary["frames"] == 150 and summary["no_face_frames"] == 53
@@ -56,7 +57,9 @@ def test_write_report_local(tmp_path: Path) -> None:
     summary = write_report(str(out), sample_reports())
     assert summary.counts["done"] == 1
     check_outputs(pq.read_table(out / "report.parquet"), json.loads((out / "report.json").read_text()))
-    assert sorted(p.name for p in out.iterdir()) == ["report.json", "report.parquet"]  # no temp leftovers
+    assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.parquet"]  # no temp leftovers
+    page = (out / "report.html").read_text(encoding="utf-8")
+    assert "MediaError: /in/c.mp4: no video stream" in page and "<svg" in page  # the browser test reads it properly
 
 
 def test_write_report_s3(moto_s3: S3Config, s3_bucket: str) -> None:
@@ -64,6 +67,9 @@ def test_write_report_s3(moto_s3: S3Config, s3_bucket: str) -> None:
     write_report(root, sample_reports(), config=moto_s3)
     table = pq.read_table(io.BytesIO(storage.read_bytes(f"{root}/report.parquet", moto_s3)))
     check_outputs(table, json.loads(storage.read_bytes(f"{root}/report.json", moto_s3)))
+    assert b'<td class="clip">a</td>' in storage.read_bytes(f"{root}/report.html", moto_s3)
+    assert sorted(u.rsplit("/", 1)[-1] for u in storage.list_prefix(root, moto_s3)) == [
+        "report.html", "report.json", "report.parquet"]
 
 
 def test_empty_report_and_explicit_wall_time(tmp_path: Path) -> None:
@@ -78,3 +84,14 @@ def test_empty_report_and_explicit_wall_time(tmp_path: Path) -> None:
 def test_clip_report_rejects_unknown_status() -> None:
     with pytest.raises(ValueError):
         ClipReport(clip_id="a", status="finished")  # type: ignore[arg-type]
+
+
+def test_record_result_copies_warnings_and_length() -> None:
+    from lsray.pipeline.records import ClipResult
+
+    result = ClipResult(clip_id="a", status="done", frames=50, no_face_frames=2, fps=25.0, warnings=["dub is longer"],
+                        voice="builtin", sampling={"sampler": "lcm", "steps": 4})
+    report = ClipReport(clip_id="a", status="done", frames=50)
+    report.record_result(result)
+    assert report.warnings == ["dub is longer"] and report.duration_seconds == pytest.approx(2.0)
+    assert (report.no_face_frames, report.voice, report.sampler, report.sampling_steps) == (2, "builtin", "lcm", 4)

@@ -1,7 +1,9 @@
-"""Per-clip outcomes of a batch run and the run report (Parquet rows + JSON summary). No Ray imports."""
+"""Per-clip outcomes of a batch run and the run report (Parquet rows, HTML page, JSON summary). No Ray imports."""
 
 from lsray.report.record import CLIP_STATUSES, FAILED_STATUSES, ClipReport, ClipStatus
+from lsray.report.html import report_html
 from lsray.report.write import (
+    REPORT_HTML,
     REPORT_JSON,
     REPORT_PARQUET,
     FailedClip,
@@ -15,12 +17,14 @@ from lsray.report.write import (
 __all__ = [
     "CLIP_STATUSES",
     "FAILED_STATUSES",
+    "REPORT_HTML",
     "REPORT_JSON",
     "REPORT_PARQUET",
     "ClipReport",
     "ClipStatus",
     "FailedClip",
     "ReportSummary",
+    "report_html",
     "report_table",
     "stage_column",
     "summarize",

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timezone
 from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field
@@ -10,6 +10,13 @@ from pydantic import BaseModel, ConfigDict, Field
 ClipStatus = Literal["done", "skipped", "error", "no_face", "invalid"]
 CLIP_STATUSES: tuple[str, ...] = ("done", "skipped", "error", "no_face", "invalid")
 FAILED_STATUSES: frozenset[str] = frozenset({"error", "invalid"})
+
+
+def as_utc(ts: datetime | None) -> datetime | None:
+    """``ts`` in UTC; a naive time is taken to be UTC already (the workers stamp UTC)."""
+    if ts is None:
+        return None
+    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
 
 
 class ClipReport(BaseModel):
@@ -28,6 +35,8 @@ class ClipReport(BaseModel):
     output_uri: str | None = None
     frames: int = Field(default=0, ge=0)
     no_face_frames: int = Field(default=0, ge=0)
+    duration_seconds: float | None = Field(default=None, ge=0, description="the dubbed video's length (frames / fps)")
+    warnings: list[str] = Field(default_factory=list, description="what the flow noticed but carried on past")
     seconds: dict[str, float] = Field(default_factory=dict, description="stage name -> wall seconds")
     retries: int = Field(default=0, ge=0)
     speaker_similarity: float | None = None
@@ -45,6 +54,9 @@ class ClipReport(BaseModel):
     def record_result(self, result: object) -> None:
         """Copy what a finished ClipResult says about how the clip was dubbed."""
         self.no_face_frames = result.no_face_frames
+        self.warnings = list(result.warnings)
+        if result.fps and result.frames:
+            self.duration_seconds = result.frames / result.fps
         self.speaker_similarity = result.speaker_similarity
         self.voice = result.voice
         trace = result.sampling or {}

@@ -1,6 +1,7 @@
-"""``write_report``: ``report.parquet`` (one row per clip) and ``report.json`` (the summary).
+"""``write_report``: ``report.parquet`` (one row per clip), ``report.html`` (the same for a person,
+with a throughput plot: :mod:`lsray.report.html`) and ``report.json`` (the summary).
 
-Both files are written atomically to a local folder or an s3:// prefix, so a dashboard polling
+All three files are written atomically to a local folder or an s3:// prefix, so a dashboard polling
 the output root never reads half a report. The Parquet schema is explicit so an empty or
 all-skipped run still produces the same columns; stage times become ``seconds_<stage>`` columns
 (the union over clips; a clip that skipped a stage has null there).
@@ -20,10 +21,12 @@ from lsray.storage.operations import atomic_writer
 from lsray.storage.s3_config import S3Config
 from lsray.storage.uri import join
 
-from .record import CLIP_STATUSES, FAILED_STATUSES, ClipReport
+from .html import report_html
+from .record import CLIP_STATUSES, FAILED_STATUSES, ClipReport, as_utc
 
 REPORT_PARQUET = "report.parquet"
 REPORT_JSON = "report.json"
+REPORT_HTML = "report.html"
 
 _BASE_SCHEMA = pa.schema(
     [
@@ -33,6 +36,8 @@ _BASE_SCHEMA = pa.schema(
         ("output_uri", pa.string()),
         ("frames", pa.int64()),
         ("no_face_frames", pa.int64()),
+        ("duration_seconds", pa.float64()),
+        ("warnings", pa.list_(pa.string())),
         ("retries", pa.int64()),
         ("speaker_similarity", pa.float64()),
         ("voice", pa.string()),
@@ -78,12 +83,6 @@ def stage_column(stage: str) -> str:
     return "seconds_" + re.sub(r"[^A-Za-z0-9_]", "_", stage)
 
 
-def _utc(ts: datetime | None) -> datetime | None:
-    if ts is None:
-        return None
-    return ts.replace(tzinfo=timezone.utc) if ts.tzinfo is None else ts.astimezone(timezone.utc)
-
-
 def summarize(reports: Sequence[ClipReport], wall_seconds: float | None = None) -> ReportSummary:
     """Counts by status, totals, and the failed clips; wall time from the earliest start to the
     latest finish unless the caller measured it (it knows about queueing the clips do not)."""
@@ -94,8 +93,8 @@ def summarize(reports: Sequence[ClipReport], wall_seconds: float | None = None) 
         for stage, s in r.seconds.items():
             stages[stage] = stages.get(stage, 0.0) + float(s)
     if wall_seconds is None:
-        starts = [_utc(r.started) for r in reports if r.started]
-        ends = [_utc(r.finished) for r in reports if r.finished]
+        starts = [as_utc(r.started) for r in reports if r.started]
+        ends = [as_utc(r.finished) for r in reports if r.finished]
         if starts and ends:
             wall_seconds = max(0.0, (max(ends) - min(starts)).total_seconds())  # type: ignore[operator]
     return ReportSummary(
@@ -123,13 +122,15 @@ def report_table(reports: Sequence[ClipReport]) -> pa.Table:
         columns["output_uri"].append(r.output_uri)
         columns["frames"].append(r.frames)
         columns["no_face_frames"].append(r.no_face_frames)
+        columns["duration_seconds"].append(r.duration_seconds)
+        columns["warnings"].append(list(r.warnings))
         columns["retries"].append(r.retries)
         columns["speaker_similarity"].append(r.speaker_similarity)
         for name in ("voice", "sampler", "sampling_steps", "unet_calls_per_window", "timesteps", "generated_sha256"):
             columns[name].append(getattr(r, name))
         columns["fingerprint"].append(r.fingerprint)
-        columns["started"].append(_utc(r.started))
-        columns["finished"].append(_utc(r.finished))
+        columns["started"].append(as_utc(r.started))
+        columns["finished"].append(as_utc(r.finished))
         columns["line"].append(r.line)
         columns["seconds_total"].append(float(sum(r.seconds.values())))
         for s in stages:
@@ -143,14 +144,17 @@ def report_table(reports: Sequence[ClipReport]) -> pa.Table:
 def write_report(
     out_root: str, reports: Sequence[ClipReport], wall_seconds: float | None = None, config: S3Config | None = None
 ) -> ReportSummary:
-    """Write ``report.parquet`` and ``report.json`` under ``out_root`` (atomically); return the summary.
+    """Write ``report.parquet``, ``report.html`` and ``report.json`` under ``out_root`` (each
+    atomically); return the summary.
 
-    The Parquet file is written first: ``report.json`` appearing means the whole report is there.
+    ``report.json`` is written last: its appearing means the whole report is there.
     """
     table = report_table(reports)
     summary = summarize(reports, wall_seconds)
     with atomic_writer(join(out_root, REPORT_PARQUET), config) as tmp:
         pq.write_table(table, tmp)
+    with atomic_writer(join(out_root, REPORT_HTML), config) as tmp:
+        tmp.write_text(report_html(reports, summary), encoding="utf-8")
     with atomic_writer(join(out_root, REPORT_JSON), config) as tmp:
         tmp.write_text(summary.model_dump_json(indent=2), encoding="utf-8")
     return summary

@@ -74,12 +74,33 @@ def _origin(url: str) -> tuple[str, str, int]:
     return scheme, parts.hostname.lower(), port
 
 
+def _sent_origin(url: str) -> tuple[str, str, int] | None:
+    """The origin the HTTP client (requests -> urllib3) would connect to, None if it cannot parse it."""
+    from urllib3.util import parse_url
+
+    try:
+        parts = parse_url(url)
+    except ValueError:
+        return None
+    scheme = (parts.scheme or "").lower()
+    return scheme, (parts.host or "").strip("[]").lower(), parts.port or (443 if scheme == "https" else 80)
+
+
 def check_webhook(url: str, allowlist: list[str]) -> str:
-    """Return ``url`` if its origin is on the allowlist; raise :class:`PolicyError` otherwise."""
+    """Return ``url`` if its origin is on the allowlist; raise :class:`PolicyError` otherwise.
+
+    The origin is read by two parsers, ours and the one that sends the request; a URL they read
+    differently (whitespace Python's parser drops, odd authority syntax) is refused, so the
+    allowlist is never checked on a host other than the one connected to.
+    """
+    if not isinstance(url, str) or any(c.isspace() or not c.isprintable() for c in url):
+        raise PolicyError(f"{url!r}: a webhook URL may not contain whitespace or control characters")
     try:
         origin = _origin(url)
     except ValueError as exc:  # bad port and the like
         raise PolicyError(f"{url}: {exc}") from None
+    if _sent_origin(url) != origin:
+        raise PolicyError(f"{url}: ambiguous URL (parsers disagree on its host)")
     if urlsplit(url).username or urlsplit(url).password:
         raise PolicyError(f"{url}: credentials in webhook URLs are not allowed")
     if origin not in {_origin(entry) for entry in allowlist}:
