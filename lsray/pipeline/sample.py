@@ -64,8 +64,11 @@ class SampleStage:
         return m.to(self.device)
 
     def _encode(self, pixels: torch.Tensor) -> torch.Tensor:
-        z = self.vae.encode(pixels).latent_dist.mode()  # deterministic (upstream draws a sample)
+        z = self.vae.encode(pixels.to(self.vae.dtype)).latent_dist.mode().float()  # deterministic (upstream samples)
         return (z - self.settings.shift_factor) * self.settings.scaling_factor
+
+    def _decode(self, z: torch.Tensor) -> torch.Tensor:
+        return self.vae.decode(z.to(self.vae.dtype)).sample.float()
 
     def __call__(self, shard: ClipShard) -> ClipShard:
         return self.sample_many([shard], max_windows=1)[0]  # one window alive: bounded memory
@@ -100,7 +103,7 @@ class SampleStage:
 
     def _denoise(self, chunk: list["_Window"]) -> None:
         """One UNet sampling loop over windows with the same key, then decode each."""
-        sampler, steps, guidance, lcm_grid, _, _ = chunk[0].key
+        sampler, steps, guidance, lcm_grid, deep_cache, _, _ = chunk[0].key
         unet = CountingUNet(self.unets(sampler))
         t0 = time.perf_counter()
         noise = torch.cat([w.noise for w in chunk])  # B 4 F h w
@@ -110,11 +113,11 @@ class SampleStage:
         )  # audio: (B F) N D, batch-major like the latents
         gens = [w.generator for w in chunk]
         latents = denoise_window(
-            unet, noise, cond, sampler=sampler, steps=steps, guidance=guidance, lcm_grid=lcm_grid,
+            unet, noise, cond, sampler=sampler, steps=steps, guidance=guidance, lcm_grid=lcm_grid, deep_cache=deep_cache,
             scheduler_config=self.settings.scheduler_config, generator=gens if len(gens) > 1 else gens[0],
         )
         per = (time.perf_counter() - t0) / len(chunk)
-        trace = {"sampler": sampler, "steps": steps, "guidance": guidance, "lcm_grid": lcm_grid,
+        trace = {"sampler": sampler, "steps": steps, "guidance": guidance, "lcm_grid": lcm_grid, "deep_cache": deep_cache,
                  "unet_calls_per_window": unet.calls, "timesteps": unet.timesteps}
         for w, lat in zip(chunk, latents):
             w.shard.timings["unet"] += per
@@ -151,7 +154,7 @@ class SampleStage:
                                   channels=masked.shape[1]) * scheduler.init_noise_sigma
             shard.timings["vae"] += time.perf_counter() - t0
             yield _Window(shard, idx, pixels, mask, cond, noise, gen,
-                          (clip.sampler, clip.steps, clip.guidance, clip.lcm_grid, h, w))
+                          (clip.sampler, clip.steps, clip.guidance, clip.lcm_grid, clip.deep_cache, h, w))
 
     def _unscale(self, latents: torch.Tensor) -> torch.Tensor:
         """UNet-space (c, f, h, w) -> VAE-space (f, c, h, w)."""
@@ -163,14 +166,14 @@ class SampleStage:
         t0 = time.perf_counter()
         z = self._unscale(latents)  # f c h w
         if self.settings.detail_transfer:
-            both = self.vae.decode(torch.cat([z, self._unscale(w.cond.ref[0])])).sample  # 2f 3 S S
+            both = self._decode(torch.cat([z, self._unscale(w.cond.ref[0])]))  # 2f 3 S S
             generated, rebuilt = both[: len(z)], both[len(z):]
             detail = w.pixels - rebuilt  # what the VAE loses of the source, f 3 S S
             if self.settings.detail_gate is not None:
                 detail = detail * detail_gate(generated - rebuilt, self.settings.detail_gate)
             decoded = (generated + detail).clamp(-1, 1)
         else:
-            decoded = self.vae.decode(z).sample.clamp(-1, 1)  # f 3 S S
+            decoded = self._decode(z).clamp(-1, 1)  # f 3 S S
         face = decoded * (1 - w.mask) + w.pixels * w.mask
         out = ((face + 1) * 127.5).round().clamp(0, 255).byte().permute(0, 2, 3, 1).cpu().numpy()
         w.shard.generated[w.idx] = out[: len(w.idx)]
@@ -201,7 +204,7 @@ class _Window:
     cond: WindowConditioning
     noise: torch.Tensor  # 1 4 f h w
     generator: torch.Generator
-    key: tuple  # (sampler, steps, guidance, lcm_grid, h, w): windows with equal keys batch together
+    key: tuple  # (sampler, steps, guidance, lcm_grid, deep_cache, h, w): windows with equal keys batch together
 
 
 class CountingUNet(torch.nn.Module):
@@ -213,6 +216,10 @@ class CountingUNet(torch.nn.Module):
         self.unet = unet
         self.config = unet.config
         self.calls, self.timesteps = 0, []
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, **kw) -> torch.Tensor:
         self.calls += 1

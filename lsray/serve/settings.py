@@ -12,6 +12,8 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lsray.precision import Precision
+
 
 class Limits(BaseModel):
     model_config = ConfigDict(extra="forbid")
@@ -83,6 +85,7 @@ class ServeSettings(BaseModel):
     api_keys_env: str = "LSRAY_API_KEYS"
     public_metrics: bool = Field(default=False, description="serve /metrics without a key")
     encode_preset: str = "veryfast"
+    precision: Precision | None = Field(default=None, description="UNet/VAE precision (None: the bundle's; auto = fp16 on CUDA)")
     torch_threads: int = Field(default=2, ge=1)
     limits: Limits = Field(default_factory=Limits)
     webhooks: Webhooks = Field(default_factory=Webhooks)

@@ -39,7 +39,7 @@ def _flow(settings: dict) -> ClipFlow:
 
     s = ServeSettings(**settings)
     torch.set_num_threads(s.torch_threads)
-    return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset)
+    return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset, precision=s.precision)
 
 
 @serve.deployment
