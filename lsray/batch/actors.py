@@ -39,12 +39,14 @@ class WorkerContext:
     job_id: str = "lsray"
     encode_preset: str = "veryfast"
     windows_per_call: int = 4  # sample: windows of a batch's shards denoised per UNet call
+    precision: str | None = None  # sample: lsray.precision name (None: the bundle's)
 
     def flow(self):
         """This worker's view of the one clip flow (stages load on first use: only its own)."""
         from lsray.pipeline.flow import ClipFlow
 
-        return ClipFlow(self.bundle, staging_root=self.staging_root, encode_preset=self.encode_preset, s3=self.s3)
+        return ClipFlow(self.bundle, staging_root=self.staging_root, encode_preset=self.encode_preset, s3=self.s3,
+                        precision=self.precision)
 
 
 def error_message(stage: str, exc: BaseException) -> str:

@@ -27,6 +27,7 @@ from typing import Any
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lsray.errors import LsrayError
+from lsray.precision import Precision
 
 POOL_STAGES = ("prepare", "audio", "sample", "render")
 TASK_STAGES = ("shard", "assemble")
@@ -87,6 +88,8 @@ class BatchConfig(BaseModel):
     #: Sample stage: windows (of the shards in one batch) denoised per UNet call; results do not
     #: depend on it (LipSyncUNet is batch-invariant), memory and accelerator use do.
     windows_per_call: int = Field(4, ge=1)
+    #: Sample stage precision (lsray.precision; None: the bundle's, auto = fp16 on CUDA, fp32 on CPU).
+    precision: Precision | None = None
     #: Where segments wait between render and assemble ('' = <out>/_lsray_staging).
     staging: str = ""
 

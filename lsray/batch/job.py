@@ -142,7 +142,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
         bundle=spec.model, out_root=spec.out, staging_root=staging, template=spec.template,
         model_id=model_id(spec.model), settings={"template": spec.template, "encode_preset": spec.config.encode_preset},
         s3=s3, ledger=ledger_name, job_id=job_id, encode_preset=spec.config.encode_preset,
-        windows_per_call=spec.config.windows_per_call,
+        windows_per_call=spec.config.windows_per_call, precision=spec.config.precision,
     )
     reports: dict[str, ClipReport] = {}
     invalid = [ClipReport.for_invalid_row(r.line, r.clip_id, r.reason) for r in catalog.invalid]

@@ -24,6 +24,7 @@ from pydantic import BaseModel, ConfigDict, Field, ValidationError, model_valida
 
 from lsray.errors import BundleError, MissingWeightError
 from lsray.models.config import UNetConfig
+from lsray.precision import Precision
 from lsray.resolution import Resolution
 from lsray.sampling.schedulers import SamplerKind, SchedulerConfig
 
@@ -180,6 +181,7 @@ class BundleConfig(BaseModel):
     sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
     vae: VAEConfig = Field(default_factory=VAEConfig)
     lcm: LCMStudentConfig | None = None
+    precision: Precision = Field("auto", description="inference precision (lsray.precision): auto = fp16 on CUDA, fp32 on CPU")
     voice: VoiceDefaults = Field(default_factory=VoiceDefaults)
     mask: MaskInfo = Field(default_factory=MaskInfo)
     provenance: Provenance = Field(default_factory=Provenance)

@@ -34,6 +34,7 @@ if TYPE_CHECKING:  # heavy imports stay out of module import (``lsray --help`` m
     from lsray.models.codec import LatentCodec
     from lsray.models.config import UNetConfig
     from lsray.models.unet import LipSyncUNet
+    from lsray.precision import Precision
 
 
 # --------------------------------------------------------------------------------------------
@@ -84,12 +85,16 @@ class ModelBundle:
     unless asked not to, so a broken bundle fails at load time.
     """
 
-    def __init__(self, path: Path, config: BundleConfig, device: "torch.device", with_vae: bool = True) -> None:
+    def __init__(self, path: Path, config: BundleConfig, device: "torch.device", with_vae: bool = True,
+                 precision: "Precision | None" = None) -> None:
+        from lsray.precision import torch_dtype
+
         self.path, self.config, self.device, self.with_vae = path, config, device, with_vae
+        self.dtype = torch_dtype(precision or config.precision, device)  # the UNet's (and VAE's) dtype
 
     @cached_property
     def unet(self) -> "LipSyncUNet":
-        return load_unet(self.path / UNET_FILE, self.config.unet, self.device)
+        return load_unet(self.path / UNET_FILE, self.config.unet, self.device).to(self.dtype)
 
     @cached_property
     def teacher_unet(self) -> "LipSyncUNet":
@@ -102,7 +107,7 @@ class ModelBundle:
             raise BundleError(f"{self.path}: this LCM student bundle has no teacher UNet, so it samples with "
                               "'lcm' only (re-run the distillation to ship one)")
         teacher = self.config.unet.model_copy(update={"time_cond_proj_dim": None})
-        return load_unet(self.path / lcm.teacher_unet, teacher, self.device)
+        return load_unet(self.path / lcm.teacher_unet, teacher, self.device).to(self.dtype)
 
     def sampling_unet(self, sampler: str) -> "LipSyncUNet":
         """The UNet a sampler runs: LCM needs the distilled student, DDIM a guidance-free model
@@ -140,7 +145,10 @@ class ModelBundle:
     @cached_property
     def vae(self) -> "AutoencoderKL | None":
         vae_dir = self.path / VAE_DIR
-        return load_vae(vae_dir, self.device) if self.with_vae and vae_dir.is_dir() else None
+        if not (self.with_vae and vae_dir.is_dir()):
+            return None
+        vae = load_vae(vae_dir, self.device)
+        return vae if getattr(vae.config, "force_upcast", False) else vae.to(self.dtype)
 
     def require_vae(self) -> "AutoencoderKL":
         """The VAE, or MissingWeightError naming ``vae/`` when the bundle has none."""
@@ -249,11 +257,12 @@ def load_bundle(
     *,
     load_vae: bool = True,
     lazy: bool = False,
+    precision: "Precision | None" = None,
 ) -> ModelBundle:
     """Open a bundle directory (or a URI a registered resolver understands) onto ``device``.
 
     The config is always read and validated now. Models load now too, unless ``lazy`` (then
-    each loads on first use). ``load_vae=False`` skips the VAE (audio-only or latent-space
+    each loads on first use). ``precision`` overrides the bundle's (lsray.precision). ``load_vae=False`` skips the VAE (audio-only or latent-space
     callers; ``require_vae()`` then raises); a bundle without ``vae/`` has ``vae=None`` either way.
     """
     import torch
@@ -264,7 +273,7 @@ def load_bundle(
     if not path.is_dir():
         raise MissingWeightError(path, "model bundle directory")
     dev = torch.device(device) if device is not None else default_device()
-    bundle = ModelBundle(path, BundleConfig.read(path / CONFIG_FILE), dev, with_vae=load_vae)
+    bundle = ModelBundle(path, BundleConfig.read(path / CONFIG_FILE), dev, with_vae=load_vae, precision=precision)
     if not lazy:
         for part in ("unet", "audio_encoder", "mask", "vae"):
             getattr(bundle, part)

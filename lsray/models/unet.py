@@ -18,6 +18,19 @@ from lsray.models.blocks import DownLevel, MidLevel, UpLevel, video_group_norm
 from lsray.models.config import UNetConfig
 
 
+class DeepCache:
+    """DeepCache (Ma et al., 2023) for one sampling loop: on a full step the UNet records the
+    input of its last up level; on a shallow step (``reuse``) it runs only the first down level
+    and the last up level on that record. With ``interval`` N, one step in N is full."""
+
+    def __init__(self, interval: int) -> None:
+        self.interval, self.deep, self.reuse = max(1, interval), None, False
+
+    def at_step(self, i: int) -> "DeepCache":
+        self.reuse = i % self.interval != 0
+        return self
+
+
 class LipSyncUNet(nn.Module):
     """The lip-sync denoiser. Build with a :class:`UNetConfig`; load upstream weights with
     :meth:`from_latentsync` and lsray bundles with :func:`lsray.bundle.load_bundle`."""
@@ -80,12 +93,15 @@ class LipSyncUNet(nn.Module):
         timestep: torch.Tensor | float | int,
         audio: torch.Tensor | None,
         timestep_cond: torch.Tensor | None = None,
+        cache: "DeepCache | None" = None,
     ) -> torch.Tensor:
         """Predict the noise of ``sample``.
 
         sample: (B, in_channels, F, H, W); timestep: scalar or (B,); audio: (B*F, N, D) or
         (B, F, N, D), N = 10 x (Whisper layers + 1); timestep_cond: (B, time_cond_proj_dim), the
-        guidance-scale embedding of distilled students. Returns (B, out_channels, F, H, W).
+        guidance-scale embedding of distilled students; cache: DeepCache-style reuse of the deep
+        features between adjacent sampling steps (see :class:`DeepCache`). Returns
+        (B, out_channels, F, H, W).
         """
         b, _, f, h, w = sample.shape
         if self.config.center_input_sample:
@@ -105,15 +121,25 @@ class LipSyncUNet(nn.Module):
 
         x = self.conv_in(x)
         skips: list[torch.Tensor] = [x]
-        for block in self.down_blocks:
-            x, s = block(x, temb, audio, f)
+        last = self.up_blocks[-1]
+        if cache is not None and cache.reuse and cache.deep is not None:
+            # Shallow step: only the first down level and the last up level run; everything in
+            # between is the previous full step's output (features change slowly between steps).
+            x, s = self.down_blocks[0](x, temb, audio, f)
             skips.extend(s)
-        x = self.mid_block(x, temb, audio, f)
-        for block in self.up_blocks:
-            res = skips[-len(block.resnets):]
-            del skips[-len(block.resnets):]
-            size = tuple(skips[-1].shape[-2:]) if skips and block.upsamplers is not None else None
-            x = block(x, temb, audio, f, res, size)
+            x = last(cache.deep, temb, audio, f, skips[: len(last.resnets)], None)
+        else:
+            for block in self.down_blocks:
+                x, s = block(x, temb, audio, f)
+                skips.extend(s)
+            x = self.mid_block(x, temb, audio, f)
+            for block in self.up_blocks:
+                res = skips[-len(block.resnets):]
+                del skips[-len(block.resnets):]
+                size = tuple(skips[-1].shape[-2:]) if skips and block.upsamplers is not None else None
+                if block is last and cache is not None:
+                    cache.deep = x  # what the last up level receives: reused by the shallow steps
+                x = block(x, temb, audio, f, res, size)
         x = self.conv_act(video_group_norm(self.conv_norm_out, x, f))
         x = self.conv_out(x)
         return x.view(b, f, -1, h, w).transpose(1, 2)  # b c f h w

@@ -5,6 +5,8 @@ from __future__ import annotations
 import argparse
 import sys
 
+from lsray.precision import PRECISIONS
+
 
 #: Stages shown in the time summary, in pipeline order.
 SUMMARY_STAGES = ("face", "audio", "unet", "vae", "encode")
@@ -30,6 +32,10 @@ def dub_one_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", required=True, metavar="BUNDLE", help="model bundle directory")
     p.add_argument("--face-track", metavar="JSON", help="precomputed face track sidecar (skips detection)")
     p.add_argument("--quiet", action="store_true", help="no progress bar")
+    p.add_argument("--precision", choices=PRECISIONS, help="inference precision (default: the bundle's; auto = fp16 "
+                   "on CUDA, fp32 on CPU)")
+    p.add_argument("--windows-per-call", type=int, default=4, metavar="N",
+                   help="windows denoised per UNet call (results do not depend on it)")
     add_dub_options(p)
 
 
@@ -47,7 +53,7 @@ def dub_one(args: argparse.Namespace) -> int:
         options = dub_options(args)
     except ValidationError as exc:
         raise LsrayError(f"invalid option: {exc.errors()[0]['msg']}") from exc
-    flow = ClipFlow(load_bundle(args.model))
+    flow = ClipFlow(load_bundle(args.model, precision=args.precision))
     spec = ClipSpec("clip", args.video, args.audio, args.output, options, face_sidecar=args.face_track)
     bar = tqdm(total=0, unit="frame", desc="dubbing", disable=args.quiet, file=sys.stderr)
 
@@ -55,7 +61,7 @@ def dub_one(args: argparse.Namespace) -> int:
         bar.total = total
         bar.update(done - bar.n)
 
-    result = run_clip(flow, spec, progress)
+    result = run_clip(flow, spec, progress, windows_per_call=args.windows_per_call)
     bar.close()
     if result.status == "error":
         print(f"error: {result.error}", file=sys.stderr)

@@ -23,7 +23,9 @@ if TYPE_CHECKING:
 
 SyncMode = Literal["video", "cut_off", "bounce", "loop", "silence", "remap"]
 SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
-SamplerKind = Literal["ddim", "lcm"]
+SamplerKind = Literal["ddim", "lcm", "dpmsolver"]
+#: DPM-Solver++'s step count when a clip asks for it without --steps (upstream users run 8-12).
+DPM_SOLVER_STEPS = 10
 VoiceBackend = Literal["off", "builtin", "openvoice", "freevc", "knnvc", "xtts"]
 #: Voice backends that load weights from a model folder (builtin needs none).
 COQUI_BACKENDS = frozenset({"openvoice", "freevc", "knnvc", "xtts"})
@@ -39,9 +41,13 @@ class DubOptions(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    sampler: SamplerKind | None = Field(default=None, description="ddim | lcm (default: the bundle's)")
+    sampler: SamplerKind | None = Field(
+        default=None, description="ddim | lcm (distilled bundles) | dpmsolver (DPM-Solver++, training-free; "
+        "default: the bundle's)")
     steps: int | None = Field(default=None, ge=1, le=100, description="sampling steps (default: the bundle's)")
     guidance: float | None = Field(default=None, ge=1.0, le=10.0, description="guidance scale (default: the bundle's)")
+    deep_cache: int | None = Field(default=None, ge=1, le=10, description="DeepCache: the whole UNet runs one "
+                                   "step in N, the others reuse its deep features (default: 1, off)")
     resolution: Resolution | None = Field(default=None, description="face crop size (default: the bundle's)")
     sync_mode: SyncMode = Field(default="video", description="what to do when video and audio lengths differ")
     speaker: str = Field(default="largest", description="largest | auto | X,Y@T (pixel X,Y in the frame at T s)")
@@ -69,14 +75,18 @@ class DubOptions(BaseModel):
         sampler = self.sampler or defaults.method
         if sampler == "lcm" and lcm is None:
             raise OptionError("sampler 'lcm' needs a distilled (LCM student) bundle; this one has no lcm section")
-        if sampler == "ddim" and lcm is not None and lcm.teacher_unet is None:
-            raise OptionError("sampler 'ddim' on an LCM student bundle needs its teacher UNet, which this bundle lacks")
+        if sampler != "lcm" and lcm is not None and lcm.teacher_unet is None:
+            raise OptionError(f"sampler '{sampler}' on an LCM student bundle needs its teacher UNet, which this bundle lacks")
         if sampler == defaults.method:
             steps, guidance = defaults.num_inference_steps, defaults.guidance_scale
         elif sampler == "lcm":
             steps, guidance = lcm.num_inference_steps, lcm.teacher_guidance_scale
-        else:  # DDIM on a student bundle: sample the teacher the way it was sampled for distillation
+        elif lcm is not None:  # DDIM / DPM-Solver++ on a student bundle: its teacher, as distilled
             steps, guidance = lcm.teacher_steps, lcm.teacher_guidance_scale
+        else:
+            steps, guidance = defaults.num_inference_steps, defaults.guidance_scale
+        if sampler == "dpmsolver" and defaults.method != "dpmsolver":
+            steps = DPM_SOLVER_STEPS
         voice = self.voice or config.voice.backend
         voice_model = self.voice_model
         if voice_model is None and voice == config.voice.backend:
@@ -87,7 +97,7 @@ class DubOptions(BaseModel):
         return ClipSettings(
             sampler=sampler, steps=self.steps or steps, guidance=self.guidance or guidance,
             lcm_grid=lcm.original_inference_steps if sampler == "lcm" else None,
-            resolution=self.resolution or config.resolution, voice=voice,
+            deep_cache=self.deep_cache or 1, resolution=self.resolution or config.resolution, voice=voice,
             voice_model=voice_model if voice in COQUI_BACKENDS else None, seed=self.seed,
         )
 
@@ -100,6 +110,7 @@ class ClipSettings:
     steps: int
     guidance: float
     lcm_grid: int | None  # LCM only: the distillation's timestep grid (LCMScheduler's original_inference_steps)
+    deep_cache: int  # the whole UNet runs one step in this many (1: every step)
     resolution: int
     voice: VoiceBackend
     voice_model: str | None  # Coqui backends: their weights folder (relative = inside the bundle)

@@ -93,7 +93,7 @@ class SampleStage:
 
     def _denoise(self, chunk: list["_Window"]) -> None:
         """One UNet sampling loop over windows with the same key, then decode each."""
-        sampler, steps, guidance, lcm_grid, _, _ = chunk[0].key
+        sampler, steps, guidance, lcm_grid, deep_cache, _, _ = chunk[0].key
         unet = CountingUNet(self.unets(sampler))
         t0 = time.perf_counter()
         noise = torch.cat([w.noise for w in chunk])  # B 4 F h w
@@ -103,11 +103,11 @@ class SampleStage:
         )  # audio: (B F) N D, batch-major like the latents
         gens = [w.generator for w in chunk]
         latents = denoise_window(
-            unet, noise, cond, sampler=sampler, steps=steps, guidance=guidance, lcm_grid=lcm_grid,
+            unet, noise, cond, sampler=sampler, steps=steps, guidance=guidance, lcm_grid=lcm_grid, deep_cache=deep_cache,
             scheduler_config=self.settings.scheduler_config, generator=gens if len(gens) > 1 else gens[0],
         )
         per = (time.perf_counter() - t0) / len(chunk)
-        trace = {"sampler": sampler, "steps": steps, "guidance": guidance, "lcm_grid": lcm_grid,
+        trace = {"sampler": sampler, "steps": steps, "guidance": guidance, "lcm_grid": lcm_grid, "deep_cache": deep_cache,
                  "unet_calls_per_window": unet.calls, "timesteps": unet.timesteps}
         for w, lat in zip(chunk, latents):
             w.shard.timings["unet"] += per
@@ -144,7 +144,7 @@ class SampleStage:
                                   channels=masked.shape[1]) * scheduler.init_noise_sigma
             shard.timings["vae"] += time.perf_counter() - t0
             yield _Window(shard, idx, pixels, mask, cond, noise, gen,
-                          (clip.sampler, clip.steps, clip.guidance, clip.lcm_grid, h, w))
+                          (clip.sampler, clip.steps, clip.guidance, clip.lcm_grid, clip.deep_cache, h, w))
 
     @torch.no_grad()
     def _finish(self, w: "_Window", latents: torch.Tensor) -> None:
@@ -190,7 +190,7 @@ class _Window:
     cond: WindowConditioning
     noise: torch.Tensor  # 1 4 f h w
     generator: torch.Generator
-    key: tuple  # (sampler, steps, guidance, lcm_grid, h, w): windows with equal keys batch together
+    key: tuple  # (sampler, steps, guidance, lcm_grid, deep_cache, h, w): windows with equal keys batch together
 
 
 class CountingUNet(torch.nn.Module):
@@ -202,6 +202,10 @@ class CountingUNet(torch.nn.Module):
         self.unet = unet
         self.config = unet.config
         self.calls, self.timesteps = 0, []
+
+    @property
+    def dtype(self) -> torch.dtype:
+        return self.unet.dtype
 
     def forward(self, x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, **kw) -> torch.Tensor:
         self.calls += 1

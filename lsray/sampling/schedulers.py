@@ -7,9 +7,9 @@ from typing import TYPE_CHECKING, Any, Literal
 from pydantic import BaseModel, ConfigDict
 
 if TYPE_CHECKING:  # diffusers is heavy: reading a bundle config must not import it
-    from diffusers import DDIMScheduler, LCMScheduler
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, LCMScheduler
 
-SamplerKind = Literal["ddim", "lcm"]
+SamplerKind = Literal["ddim", "lcm", "dpmsolver"]
 
 
 class SchedulerConfig(BaseModel):
@@ -31,19 +31,24 @@ class SchedulerConfig(BaseModel):
 def make_scheduler(
     kind: SamplerKind = "ddim", config: SchedulerConfig | dict[str, Any] | None = None,
     original_inference_steps: int | None = None,
-) -> "DDIMScheduler | LCMScheduler":
+) -> "DDIMScheduler | LCMScheduler | DPMSolverMultistepScheduler":
     """A fresh scheduler (they are stateful: one per concurrent sampling loop).
 
     ``original_inference_steps`` (LCM only): the distillation's timestep grid, from which the
     1-4 sampling timesteps are picked (a student sampled off its grid visits timesteps it never
     learnt); None = diffusers' default of 50.
     """
-    from diffusers import DDIMScheduler, LCMScheduler
+    from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, LCMScheduler
 
     cfg = SchedulerConfig.model_validate(config or {}).model_dump()
     if kind == "ddim":
         return DDIMScheduler(**cfg)
+    if kind == "dpmsolver":
+        # DPM-Solver++ (2nd order, multistep) on the same noise schedule: a training-free fast
+        # sampler for undistilled weights (8-12 steps); DDIM-only keys do not apply to it.
+        dpm = {k: v for k, v in cfg.items() if k not in ("set_alpha_to_one", "clip_sample")}
+        return DPMSolverMultistepScheduler(**dpm, algorithm_type="dpmsolver++", solver_order=2)
     if kind == "lcm":
         grid = {"original_inference_steps": original_inference_steps} if original_inference_steps else {}
         return LCMScheduler(**cfg, **grid)
-    raise ValueError(f"unknown sampler {kind!r}: expected 'ddim' or 'lcm'")
+    raise ValueError(f"unknown sampler {kind!r}: expected 'ddim', 'lcm' or 'dpmsolver'")

@@ -12,7 +12,7 @@ from dataclasses import dataclass
 
 import torch
 
-from lsray.models.unet import LipSyncUNet
+from lsray.models.unet import DeepCache, LipSyncUNet
 from lsray.sampling.guidance import guidance_embedding
 from lsray.sampling.schedulers import SamplerKind, SchedulerConfig, make_scheduler
 
@@ -57,13 +57,26 @@ def denoise_window(
     scheduler_config: SchedulerConfig | dict | None = None,
     generator: torch.Generator | list[torch.Generator] | None = None,
     lcm_grid: int | None = None,
+    deep_cache: int = 1,
 ) -> torch.Tensor:
     """Run the sampler from ``latents`` (B, 4, F, h, w) (already times ``init_noise_sigma``).
 
     Returns the denoised latents (B, 4, F, h, w). DDIM reproduces upstream's
     ``LipsyncPipeline`` loop step for step; LCM returns the scheduler's denoised estimate on the
-    distillation's timestep grid ``lcm_grid``.
+    distillation's timestep grid ``lcm_grid``. DPM-Solver++ runs the DDIM loop's guidance with
+    its own update. ``deep_cache`` N > 1: only one step in N runs the whole UNet (DeepCache).
+
+    Latents and the scheduler's arithmetic stay float32; the UNet runs in its own dtype (fp16 /
+    bf16 weights get their inputs cast and their output upcast), so low precision costs only
+    the UNet's own rounding.
     """
+    dtype = unet.dtype
+    cache = DeepCache(deep_cache) if deep_cache > 1 else None
+
+    def model(x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, i: int, **kw) -> torch.Tensor:
+        extra = {"cache": cache.at_step(i)} if cache is not None else {}
+        return unet(x.to(dtype), t, audio.to(dtype), **kw, **extra).float()
+
     scheduler = make_scheduler(sampler, scheduler_config, lcm_grid if sampler == "lcm" else None)
     scheduler.set_timesteps(steps, device=latents.device)
     b = latents.shape[0]
@@ -73,11 +86,11 @@ def denoise_window(
         dim = unet.config.time_cond_proj_dim
         if dim is None:
             raise ValueError("the LCM sampler needs a distilled student (time_cond_proj_dim is unset)")
-        w_emb = guidance_embedding(guidance, dim, b).to(latents.device, latents.dtype)
+        w_emb = guidance_embedding(guidance, dim, b).to(latents.device, dtype)
         denoised = latents
-        for t in scheduler.timesteps:
+        for i, t in enumerate(scheduler.timesteps):
             x = torch.cat([scheduler.scale_model_input(latents, t), side], dim=1)
-            eps = unet(x, t, cond.audio, timestep_cond=w_emb)
+            eps = model(x, t, cond.audio, i, timestep_cond=w_emb)
             latents, denoised = scheduler.step(eps, t, latents, generator=generator, return_dict=False)
         return denoised
 
@@ -87,14 +100,15 @@ def denoise_window(
         audio = torch.cat([torch.zeros_like(cond.audio), cond.audio])  # [uncond; cond], batch-major
     else:
         audio = cond.audio
-    for t in scheduler.timesteps:
+    step_kw = {"eta": 0.0} if sampler == "ddim" else {}  # DDIM deterministic; DPM-Solver++ has no eta
+    for i, t in enumerate(scheduler.timesteps):
         x = torch.cat([latents, latents]) if use_cfg else latents
         x = torch.cat([scheduler.scale_model_input(x, t), side], dim=1)  # (2)B 13 F h w
-        eps = unet(x, t, audio)
+        eps = model(x, t, audio, i)
         if use_cfg:
             uncond, audio_eps = eps.chunk(2)
             eps = uncond + guidance * (audio_eps - uncond)
-        latents = scheduler.step(eps, t, latents, eta=0.0, generator=generator).prev_sample
+        latents = scheduler.step(eps, t, latents, generator=generator, **step_kw).prev_sample
     return latents
 
 

@@ -225,7 +225,7 @@ class Ingress:
             raise InputError(422, str(exc)) from None
         return {"frames": int(round(duration * fps)), "width": width, "height": height,
                 "resolution": settings.resolution, "steps": settings.steps,
-                "cfg": settings.sampler == "ddim" and settings.guidance > 1.0}
+                "cfg": settings.sampler != "lcm" and settings.guidance > 1.0}
 
     async def _read_clip(self, request: Request, req_dir: Path) -> dict:
         body = await read_body(request, self.settings.limits.max_upload_bytes)

@@ -12,6 +12,7 @@ from typing import Literal
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from lsray.precision import Precision
 from lsray.storage.s3_config import S3Config
 
 
@@ -87,6 +88,7 @@ class ServeSettings(BaseModel):
     s3: S3Config | None = Field(default=None, description="S3 endpoint/region (and, in tests, credentials) for "
                                 "staging_root, output_root and s3:// inputs; default: the environment's")
     encode_preset: str = "veryfast"
+    precision: Precision | None = Field(default=None, description="UNet/VAE precision (None: the bundle's; auto = fp16 on CUDA)")
     torch_threads: int = Field(default=2, ge=1)
     limits: Limits = Field(default_factory=Limits)
     webhooks: Webhooks = Field(default_factory=Webhooks)

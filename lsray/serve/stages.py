@@ -40,7 +40,8 @@ def _flow(settings: dict) -> ClipFlow:
     s = ServeSettings(**settings)
     s.apply_storage()
     torch.set_num_threads(s.torch_threads)
-    return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset, s3=s.s3)
+    return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset, s3=s.s3,
+                    precision=s.precision)
 
 
 @serve.deployment

@@ -1,0 +1,114 @@
+"""Speed features of the sampler: half precision, DPM-Solver++, DeepCache, and the GPU benchmark's
+no-GPU mode. The UNet is the parity fixtures' small LatentSync UNet (random weights)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import torch
+
+from lsray.bundle import load_bundle
+from lsray.sampling import WindowConditioning, denoise_window, initial_noise, visited_timesteps
+
+REPO = Path(__file__).resolve().parents[1]
+FRAMES, H = 16, 8
+
+
+@pytest.fixture(scope="module")
+def unet(tiny_bundle):
+    return load_bundle(tiny_bundle, device="cpu", lazy=True).unet
+
+
+def _cond(seed: int = 0) -> tuple[torch.Tensor, WindowConditioning]:
+    g = torch.Generator().manual_seed(seed)
+    cond = WindowConditioning(
+        mask=torch.zeros(1, 1, FRAMES, H, H), masked=torch.randn(1, 4, FRAMES, H, H, generator=g),
+        ref=torch.randn(1, 4, FRAMES, H, H, generator=g), audio=torch.randn(FRAMES, 20, 384, generator=g) * 0.5,
+    )
+    return initial_noise(1, FRAMES, H, H, generator=g), cond
+
+
+def _rel(a: torch.Tensor, b: torch.Tensor) -> float:
+    return float((a - b).norm() / b.norm())
+
+
+def test_bf16_unet_agrees_with_fp32_within_tolerance(unet):
+    """bf16 weights (latents and scheduler stay fp32): 4 DDIM steps + CFG move the result by a
+    few percent of its norm at most (measured: ~1%)."""
+    import copy
+
+    noise, cond = _cond()
+    fp32 = denoise_window(unet, noise.clone(), cond, sampler="ddim", steps=4, guidance=1.5)
+    half = copy.deepcopy(unet).to(torch.bfloat16)
+    bf16 = denoise_window(half, noise.clone(), cond, sampler="ddim", steps=4, guidance=1.5)
+    assert bf16.dtype == torch.float32 and torch.isfinite(bf16).all()
+    err = _rel(bf16, fp32)
+    print(f"bf16 vs fp32, 4 DDIM steps + CFG: relative L2 {err:.4f}")
+    assert err < 0.05
+
+
+def test_bundle_precision_setting(tiny_bundle):
+    b = load_bundle(tiny_bundle, device="cpu", lazy=True, precision="bf16")
+    assert b.unet.dtype == torch.bfloat16
+    assert load_bundle(tiny_bundle, device="cpu", lazy=True).unet.dtype == torch.float32  # auto on CPU = fp32
+    from lsray.precision import torch_dtype
+
+    assert torch_dtype("auto", "cuda") == torch.float16 and torch_dtype("auto", "cpu") == torch.float32
+
+
+def test_dpmsolver_runs_in_10_steps_and_lands_near_ddim_20(unet):
+    noise, cond = _cond(1)
+    ddim = denoise_window(unet, noise.clone(), cond, sampler="ddim", steps=20, guidance=1.5)
+    dpm = denoise_window(unet, noise.clone(), cond, sampler="dpmsolver", steps=10, guidance=1.5)
+    assert len(visited_timesteps("dpmsolver", 10)) == 10
+    err, scale = _rel(dpm, ddim), _rel(torch.zeros_like(ddim), ddim)
+    print(f"DPM-Solver++ 10 vs DDIM 20: relative L2 {err:.4f}")
+    assert torch.isfinite(dpm).all() and err < 0.5 * scale  # same neighbourhood, not the same numbers
+
+
+def test_deep_cache_runs_the_deep_levels_once_every_n_steps(unet):
+    noise, cond = _cond(2)
+    calls = {"mid": 0}
+    hook = unet.mid_block.register_forward_hook(lambda *a: calls.__setitem__("mid", calls["mid"] + 1))
+    try:
+        full = denoise_window(unet, noise.clone(), cond, sampler="ddim", steps=6, guidance=1.0)
+        assert calls["mid"] == 6
+        calls["mid"] = 0
+        cached = denoise_window(unet, noise.clone(), cond, sampler="ddim", steps=6, guidance=1.0, deep_cache=3)
+        assert calls["mid"] == 2  # steps 0 and 3 are full, the other four reuse their deep features
+        calls["mid"] = 0
+        same = denoise_window(unet, noise.clone(), cond, sampler="ddim", steps=6, guidance=1.0, deep_cache=1)
+        assert calls["mid"] == 6 and torch.equal(same, full)  # interval 1 is exactly no cache
+    finally:
+        hook.remove()
+    err = _rel(cached, full)
+    print(f"DeepCache 3 vs full, 6 DDIM steps: relative L2 {err:.4f}")
+    assert torch.isfinite(cached).all() and 0 < err < 0.5
+
+
+def test_options_resolve_fast_samplers(tiny_bundle):
+    from lsray.bundle import BundleConfig
+    from lsray.pipeline.options import DPM_SOLVER_STEPS, DubOptions
+
+    cfg = BundleConfig.read(tiny_bundle / "config.json")
+    s = DubOptions(sampler="dpmsolver", deep_cache=2).resolve(cfg)
+    assert (s.sampler, s.steps, s.guidance, s.deep_cache) == ("dpmsolver", DPM_SOLVER_STEPS, cfg.sampler.guidance_scale, 2)
+    assert DubOptions().resolve(cfg).deep_cache == 1
+
+
+def test_gpu_bench_runs_without_a_gpu(tmp_path):
+    out = tmp_path / "gpu.json"
+    run = subprocess.run([sys.executable, str(REPO / "benchmarks" / "gpu_bench.py"), "--quick", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    if not torch.cuda.is_available():
+        assert result["gpu"] is None and "no GPU measured" in result["measured"]
+    samplers = {r["sampler"] for r in result["rows"]}
+    assert {"ddim20+cfg", "lcm4", "lcm1"} <= samplers
+    assert all(r["frames_per_s"] > 0 for r in result["rows"])
+    assert result["speedups_vs_ddim20_cfg"]
