@@ -175,6 +175,7 @@ def service(ray_cluster, tiny_bundle, media, hook_server, tmp_path_factory):
         args={
             "bundle": str(tiny_bundle), "storage_roots": [str(media["root"])], "api_keys": [KEY],
             "output_root": str(tmp_path_factory.mktemp("serve-outputs")), "torch_threads": 1,
+            "job_store": {"url": f"sqlite:///{tmp_path_factory.mktemp('serve-jobs') / 'jobs.db'}"},  # this session's own
             "encode_preset": "ultrafast",
             "limits": {"max_upload_bytes": 3_000_000, "max_width": 640, "max_height": 480, "max_duration_s": 3.0,
                        "sync_max_duration_s": 2.0, "max_batch_clips": 3, "max_inflight_dubs": 2,

@@ -184,14 +184,14 @@ class JobManager:
             except asyncio.TimeoutError:
                 pass
 
-    async def _heartbeat(self, claim: Claim, runner: asyncio.Task, state: dict) -> None:
+    async def _heartbeat(self, claim: Claim, runner: asyncio.Task, progress: dict, state: dict) -> None:
         """Renew the lease every lease_s/3 with the latest progress; cancel the run when it is lost."""
         cfg = self.settings.job_store
         while True:
             await asyncio.sleep(cfg.lease_s / 3)
             try:
                 held = await self._db(self.store.renew, claim.record.id, self.owner, claim.attempt, cfg.lease_s,
-                                      **state)
+                                      **progress)
             except Exception:  # noqa: BLE001  the store away: keep running, the lease may still hold
                 continue
             if not held:
@@ -217,12 +217,13 @@ class JobManager:
         final = storage.join(self.settings.output_root, f"{job_id}.mp4")
         scratch = storage.join(self.settings.staging_root or default_staging_root(), "jobs", job_id)
         attempt_uri = storage.join(scratch, f"attempt-{attempt}.mp4")  # this attempt's own: never the final URI
-        state: dict[str, Any] = {}
-        heartbeat = asyncio.create_task(self._heartbeat(claim, asyncio.current_task(), state))
+        done_so_far: dict[str, Any] = {}  # progress, written through at each renewal
+        state: dict[str, bool] = {}  # "lost": the lease went to someone else (or the job was cancelled)
+        heartbeat = asyncio.create_task(self._heartbeat(claim, asyncio.current_task(), done_so_far, state))
         fields: dict[str, Any] | None
 
         def progress(done: int, total: int) -> None:
-            state.update(frames_done=done, frames_total=total, progress=round(done / total, 4) if total else 0.0)
+            done_so_far.update(frames_done=done, frames_total=total, progress=round(done / total, 4) if total else 0.0)
 
         try:
             spec = ClipSpec(f"{job_id}-{attempt}", work["video"], work["audio"], attempt_uri, DubOptions(**work["options"]))
@@ -234,8 +235,8 @@ class JobManager:
                 raise asyncio.CancelledError
             await self._db(_publish, result.output, final)
             fields = dict(status="done", result_uri=final, warnings=list(result.warnings), progress=1.0,
-                          frames_done=state.get("frames_total") or result.frames,
-                          frames_total=state.get("frames_total") or result.frames,
+                          frames_done=done_so_far.get("frames_total") or result.frames,
+                          frames_total=done_so_far.get("frames_total") or result.frames,
                           voice=result.voice, sampling=result.sampling)
             if "clip" in work:
                 self.throughput.observe(result.timings, **work["clip"])

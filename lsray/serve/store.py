@@ -28,13 +28,12 @@ import math
 import os
 import tempfile
 import time
-import uuid
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Iterator
+from typing import Any
 
 import sqlalchemy as sa
-from sqlalchemy.engine import Connection, Engine
+from sqlalchemy.engine import Engine
 
 from lsray.serve.records import TERMINAL, JobRecord, WebhookState
 
@@ -320,14 +319,6 @@ class JobStore:
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(
                 webhook_state="delivered" if delivered else "failed", webhook_attempts=attempts, webhook_error=error))
 
-    # -- tests and tools -------------------------------------------------------------------------------
-    def ids(self) -> Iterator[str]:
-        with self.engine.connect() as conn:
-            yield from conn.execute(sa.select(jobs.c.id)).scalars().all()
-
     def dispose(self) -> None:
         self.engine.dispose()
 
-
-def new_job_id() -> str:
-    return uuid.uuid4().hex
