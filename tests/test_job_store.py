@@ -171,6 +171,23 @@ def test_forget_old_keeps_the_newest_finished(store) -> None:
     assert store.stats() == {"queued": 1, "running": 0, "done": 0, "failed": 0, "cancelled": 1}
 
 
+def test_tenants_from_settings() -> None:
+    from lsray.serve.security import tenant_for
+    from lsray.serve.settings import ServeSettings
+
+    os.environ["LSRAY_TEST_KEYS_B"] = "kb1, kb2"
+    settings = ServeSettings(bundle="/b", api_keys=["plain"], tenants=[
+        {"name": "a", "keys": ["ka"], "max_active_jobs": 2}, {"name": "b", "keys_env": "LSRAY_TEST_KEYS_B"},
+        {"name": "ops", "keys": ["kops"], "admin": True, "rate_per_minute": 10}])
+    tenants = settings.resolved_tenants()
+    who = {k: tenant_for(f"Bearer {k}", tenants) for k in ("plain", "ka", "kb2", "kops", "nope")}
+    assert who["plain"].name == "default" and who["ka"].name == "a" and who["kb2"].name == "b"
+    assert who["kops"].admin and who["nope"] is None and tenant_for(None, tenants) is None
+    for bad in ([{"name": "x"}, {"name": "x"}], [{"name": "default"}]):
+        with pytest.raises(ValueError):
+            ServeSettings(bundle="/b", tenants=bad)
+
+
 # ----------------------------------------------------------------------------------------------
 # the live service: two JobManager replicas over one store, tenants
 # ----------------------------------------------------------------------------------------------
