@@ -337,8 +337,9 @@ class Ingress:
         except Overloaded as exc:
             if exc.status == 429:  # the tenant's own quota, not the service's load
                 REJECTED.labels("/v1/jobs").inc()
-                raise HTTPException(429, detail=f"quota: {exc}", headers={"Retry-After": str(exc.retry_after)}) from None
-            raise _overloaded("/v1/jobs", exc.retry_after, str(exc)) from None
+                raise HTTPException(429, detail=f"quota: {exc.reason}",
+                                    headers={"Retry-After": str(exc.retry_after)}) from None
+            raise _overloaded("/v1/jobs", exc.retry_after, exc.reason) from None
 
     @app.post("/v1/jobs", status_code=202, summary="queue a clip of any length (up to the limits); returns the job",
               openapi_extra=_MEDIA_BODY)

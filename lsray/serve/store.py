@@ -87,9 +87,12 @@ rate_windows = sa.Table(
 class StoreRefused(Exception):
     """A submission the store would not take; ``status`` is the HTTP answer, ``retry_after`` seconds."""
 
-    def __init__(self, message: str, status: int, retry_after: int) -> None:
-        super().__init__(message)
-        self.status, self.retry_after = status, retry_after
+    def __init__(self, reason: str, status: int, retry_after: int) -> None:
+        super().__init__(reason, status, retry_after)  # every argument: it is pickled back to the ingress
+        self.reason, self.status, self.retry_after = reason, status, retry_after
+
+    def __str__(self) -> str:
+        return self.reason
 
 
 @dataclass
