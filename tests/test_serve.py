@@ -175,6 +175,7 @@ def service(ray_cluster, tiny_bundle, media, hook_server, tmp_path_factory):
         args={
             "bundle": str(tiny_bundle), "storage_roots": [str(media["root"])], "api_keys": [KEY],
             "output_root": str(tmp_path_factory.mktemp("serve-outputs")), "torch_threads": 1,
+            "job_store": {"url": f"sqlite:///{tmp_path_factory.mktemp('serve-jobs') / 'jobs.db'}"},  # this session's own
             "encode_preset": "ultrafast",
             "limits": {"max_upload_bytes": 3_000_000, "max_width": 640, "max_height": 480, "max_duration_s": 3.0,
                        "sync_max_duration_s": 2.0, "max_batch_clips": 3, "max_inflight_dubs": 2,
@@ -371,14 +372,17 @@ def test_jobs_overload_503(service, media) -> None:
 
 
 def test_estimate_and_metrics(service) -> None:
-    body = {"duration_s": 2.0, "width": 320, "height": 240, "steps": 1}
+    body = {"duration_s": 2.0, "width": 320, "height": 240, "options": {"steps": 1}}
     r = requests.post(f"{service}/v1/estimate", json=body, headers=auth(), timeout=30)
     assert r.status_code == 200, r.text
     est = r.json()
     assert est["seconds"] > 0 and est["frames"] == 50 and set(est["per_stage"]) == {"face", "audio", "unet", "vae", "encode"}
-    longer = requests.post(f"{service}/v1/estimate", json={**body, "duration_s": 8.0, "steps": 4}, headers=auth(), timeout=30)
+    longer = requests.post(f"{service}/v1/estimate", json={**body, "duration_s": 8.0, "options": {"steps": 4}}, headers=auth(), timeout=30)
     assert longer.json()["seconds"] > est["seconds"]
     assert requests.post(f"{service}/v1/estimate", json={**body, "model": "nope"}, headers=auth(), timeout=30).status_code == 404
+    # Options the bundle cannot honour are refused with the reason (the tiny bundle has no LCM student).
+    lcm = requests.post(f"{service}/v1/estimate", json={**body, "options": {"sampler": "lcm"}}, headers=auth(), timeout=30)
+    assert lcm.status_code == 422 and "lcm" in lcm.text
     m = requests.get(f"{service}/metrics", headers=auth(), timeout=30)
     assert m.status_code == 200 and "lsray_http_requests_total" in m.text and "lsray_jobs" in m.text
 

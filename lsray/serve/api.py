@@ -5,7 +5,12 @@ Every route but ``/healthz``, ``/docs`` and ``/openapi.json`` needs ``Authorizat
 data: liveness probes and the API description. Status codes: 400 bad request / URI outside the
 storage roots / webhook off the allowlist, 401 no valid key, 404 unknown job or missing input
 object, 413 too large (body, frame size, duration, or too long for the synchronous route), 415
-not media, 422 invalid options or a clip the pipeline refused, 503 + Retry-After overloaded.
+not media, 422 invalid options or a clip the pipeline refused, 429 + Retry-After past the
+tenant's rate (submitting routes) or active-job quota, 503 + Retry-After overloaded.
+
+Tenancy: a key belongs to a tenant (``tenants`` in the settings; plain ``api_keys`` form the
+tenant ``default``). A tenant sees and cancels its own jobs only; another tenant's job is a 404
+(indistinguishable from no job) and absent from listings. An admin tenant sees every job.
 """
 
 
@@ -29,8 +34,8 @@ from lsray.pipeline.options import DubOptions
 from lsray.serve.inputs import InputError, check_media, fetch_uri, parse_multipart, read_body
 from lsray.serve.jobs import Overloaded
 from lsray.serve.loopback import keep_replica_grpc_on_loopback
-from lsray.serve.security import PolicyError, check_webhook, key_is_valid
-from lsray.serve.settings import ServeSettings
+from lsray.serve.security import PolicyError, check_webhook, tenant_for
+from lsray.serve.settings import DEFAULT_TENANT, ServeSettings, Tenant
 
 
 # ------------------------------------------------------------------------------------------
@@ -137,7 +142,7 @@ class Ingress:
 
         self.settings = ServeSettings(**settings)
         self.settings.apply_storage()
-        self.keys = self.settings.resolved_api_keys()
+        self.tenants = self.settings.resolved_tenants()
         self.handles = StageHandles(prepare, audio, sample, render)
         self.jobs = jobs
         self.inflight = 0
@@ -150,13 +155,34 @@ class Ingress:
         self.staging_root = self.settings.staging_root or default_staging_root()
 
     # -- helpers -------------------------------------------------------------------------------
-    def _auth(self, request: Request) -> None:
-        """401 unless ``Authorization: Bearer <valid key>``. Every protected route calls this
-        first and reads its body only afterwards, so callers without a key learn nothing."""
+    def _auth(self, request: Request) -> Tenant:
+        """The caller's tenant; 401 unless ``Authorization: Bearer <valid key>``. Every protected
+        route calls this first and reads its body only afterwards, so callers without a key learn
+        nothing. Auth disabled: everyone is the admin tenant ``default``."""
         if self.settings.auth == "disabled":
-            return
-        if not key_is_valid(request.headers.get("authorization"), self.keys):
+            return Tenant(name=DEFAULT_TENANT, admin=True)
+        tenant = tenant_for(request.headers.get("authorization"), self.tenants)
+        if tenant is None:
             raise HTTPException(401, detail="missing or invalid API key", headers={"WWW-Authenticate": "Bearer"})
+        return tenant
+
+    @staticmethod
+    def _sees(tenant: Tenant) -> str | None:
+        """Whose jobs ``tenant`` sees: its own, or (admin) everyone's."""
+        return None if tenant.admin else tenant.name
+
+    async def _submitter(self, request: Request, route: str) -> Tenant:
+        """Auth, then the tenant's rate limit on a submitting route (429 + Retry-After), counted in
+        the job store so every ingress replica shares one count."""
+        tenant = self._auth(request)
+        if tenant.rate_per_minute is not None:
+            wait = await self.jobs.admit.remote(tenant.name)
+            if wait:
+                REJECTED.labels(route).inc()
+                raise HTTPException(429, detail=f"rate limit: tenant {tenant.name!r} may submit "
+                                                f"{tenant.rate_per_minute} requests per minute",
+                                    headers={"Retry-After": str(wait)})
+        return tenant
 
     async def _json(self, request: Request, model: type[BaseModel]) -> Any:
         body = await read_body(request, self.settings.limits.max_upload_bytes)
@@ -270,7 +296,7 @@ class Ingress:
         from lsray.pipeline.records import ClipSpec
         from lsray.serve.dag import dub_clip
 
-        self._auth(request)
+        await self._submitter(request, "/v1/dub")
         lim = self.settings.limits
         if self.inflight >= lim.max_inflight_dubs:
             raise _overloaded("/v1/dub", lim.retry_after_s, f"{self.inflight} dubs in flight")
@@ -306,21 +332,25 @@ class Ingress:
             if item is not None:
                 await asyncio.to_thread(storage.delete_prefix, item["staged"])
 
-    async def _submit(self, items: list[dict]) -> list[dict]:
+    async def _submit(self, items: list[dict], tenant: Tenant) -> list[dict]:
         try:
-            return await self.jobs.submit.remote(items)
+            return await self.jobs.submit.remote(items, tenant.name)
         except Overloaded as exc:
-            raise _overloaded("/v1/jobs", self.settings.limits.retry_after_s, str(exc)) from None
+            if exc.status == 429:  # the tenant's own quota, not the service's load
+                REJECTED.labels("/v1/jobs").inc()
+                raise HTTPException(429, detail=f"quota: {exc.reason}",
+                                    headers={"Retry-After": str(exc.retry_after)}) from None
+            raise _overloaded("/v1/jobs", exc.retry_after, exc.reason) from None
 
     @app.post("/v1/jobs", status_code=202, summary="queue a clip of any length (up to the limits); returns the job",
               openapi_extra=_MEDIA_BODY)
     async def submit_job(self, request: Request) -> dict:
-        self._auth(request)
+        tenant = await self._submitter(request, "/v1/jobs")
         req_dir = self._new_request_dir()
         item = None
         try:
             item = await self._read_clip(request, req_dir)
-            return (await self._submit([item]))[0]
+            return (await self._submit([item], tenant))[0]
         except BaseException:
             if item is not None:
                 await asyncio.to_thread(storage.delete_prefix, item["staged"])
@@ -331,7 +361,7 @@ class Ingress:
     @app.post("/v1/jobs/batch", status_code=202, summary="queue several clips (storage URIs) at once; returns the jobs",
               openapi_extra=_json_body(BatchRequest))
     async def submit_batch(self, request: Request) -> dict:
-        self._auth(request)
+        tenant = await self._submitter(request, "/v1/jobs/batch")
         batch = await self._json(request, BatchRequest)
         if len(batch.clips) > self.settings.limits.max_batch_clips:
             raise InputError(413, f"{len(batch.clips)} clips; the limit is {self.settings.limits.max_batch_clips} per call")
@@ -342,7 +372,7 @@ class Ingress:
             for clip in batch.clips:
                 dirs.append(self._new_request_dir())
                 items.append(await self._clip_from(clip, None, dirs[-1]))
-            records = await self._submit(items)
+            records = await self._submit(items, tenant)
         except BaseException:
             for item in items:
                 await asyncio.to_thread(storage.delete_prefix, item["staged"])
@@ -354,23 +384,23 @@ class Ingress:
 
     @app.get("/v1/jobs", summary="list jobs, newest first")
     async def list_jobs(self, request: Request, offset: int = 0, limit: int = 50, status: str | None = None) -> dict:
-        self._auth(request)
+        tenant = self._auth(request)
         if offset < 0 or not 1 <= limit <= 500:
             raise InputError(400, "offset must be >= 0 and limit within 1..500")
-        return await self.jobs.list.remote(offset, limit, status)
+        return await self.jobs.list.remote(offset, limit, status, self._sees(tenant))
 
     @app.get("/v1/jobs/{job_id}", summary="a job's status, progress and result URI")
     async def get_job(self, request: Request, job_id: str) -> dict:
-        self._auth(request)
-        rec = await self.jobs.get.remote(job_id)
+        tenant = self._auth(request)
+        rec = await self.jobs.get.remote(job_id, self._sees(tenant))
         if rec is None:
             raise HTTPException(404, detail=f"no job {job_id}")
         return rec
 
     @app.delete("/v1/jobs/{job_id}", summary="cancel a job (a finished job is left as it is)")
     async def cancel_job(self, request: Request, job_id: str) -> dict:
-        self._auth(request)
-        rec = await self.jobs.cancel.remote(job_id)
+        tenant = self._auth(request)
+        rec = await self.jobs.cancel.remote(job_id, self._sees(tenant))
         if rec is None:
             raise HTTPException(404, detail=f"no job {job_id}")
         return rec

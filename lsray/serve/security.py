@@ -14,10 +14,14 @@ from __future__ import annotations
 
 import hmac
 import os
+from typing import TypeVar
 from urllib.parse import urlsplit
 
 from lsray.storage import parse_uri
 from lsray.storage.errors import UnsupportedSchemeError
+
+
+T = TypeVar("T")
 
 
 class PolicyError(ValueError):
@@ -34,6 +38,16 @@ def key_is_valid(authorization: str | None, keys: list[str]) -> bool:
     for key in keys:  # no early exit: time does not tell which key (or whether any) matched
         ok |= hmac.compare_digest(token.strip().encode(), key.encode())
     return ok
+
+
+def tenant_for(authorization: str | None, tenants: list[T]) -> T | None:
+    """The tenant whose key is presented (``tenants``: objects with ``resolved_keys()``), or None.
+    Every key of every tenant is compared, so time does not tell which tenant (or whether any) matched."""
+    found = None
+    for tenant in tenants:
+        if key_is_valid(authorization, tenant.resolved_keys()) and found is None:
+            found = tenant
+    return found
 
 
 def _has_traversal(text: str) -> bool:

@@ -57,6 +57,45 @@ class Webhooks(BaseModel):
         return self.secret or os.environ.get(self.secret_env) or None
 
 
+class JobStoreSettings(BaseModel):
+    """Where job records live and how runners hold them (see :mod:`lsray.serve.store`)."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    url: str | None = Field(default=None, description="SQLAlchemy URL: sqlite:////var/lib/lsray/jobs.db (one node) or "
+                            "postgresql+psycopg://user@host/db (several); default: url_env, else a SQLite file under the temp dir")
+    url_env: str = "LSRAY_JOB_STORE_URL"
+    lease_s: float = Field(default=30.0, gt=0, description="a runner's hold on a job; renewed every lease_s/3 while it runs")
+    max_attempts: int = Field(default=3, ge=1, description="runs of a job whose runner keeps dying, then it fails with the reason")
+    poll_s: float = Field(default=1.0, gt=0, description="how often an idle job manager looks for claimable jobs")
+
+    def resolved_url(self) -> str:
+        from lsray.serve.store import default_url
+
+        return self.url or os.environ.get(self.url_env) or default_url()
+
+
+class Tenant(BaseModel):
+    """Who owns jobs: every key of a tenant sees (and may cancel) the tenant's jobs only; an
+    admin tenant sees all. Limits apply per tenant; None = unlimited."""
+
+    model_config = ConfigDict(extra="forbid")
+
+    name: str = Field(min_length=1, max_length=200)
+    keys: list[str] = Field(default_factory=list)
+    keys_env: str | None = Field(default=None, description="a variable with more comma-separated keys")
+    admin: bool = False
+    rate_per_minute: int | None = Field(default=None, ge=1, description="submitting requests per minute (then 429)")
+    max_active_jobs: int | None = Field(default=None, ge=1, description="queued + running jobs (then 429)")
+
+    def resolved_keys(self) -> list[str]:
+        env = os.environ.get(self.keys_env, "") if self.keys_env else ""
+        return list(self.keys) + [k.strip() for k in env.split(",") if k.strip()]
+
+
+DEFAULT_TENANT = "default"
+
+
 class Throughput(BaseModel):
     """Seconds of compute per unit, seeding /v1/estimate until real clips are measured (tiny bundle, 2 CPU)."""
 
@@ -84,6 +123,8 @@ class ServeSettings(BaseModel):
     auth: Literal["api_key", "disabled"] = "api_key"
     api_keys: list[str] = Field(default_factory=list)
     api_keys_env: str = "LSRAY_API_KEYS"
+    tenants: list[Tenant] = Field(default_factory=list, description="named key groups; api_keys form the tenant 'default'")
+    job_store: JobStoreSettings = Field(default_factory=JobStoreSettings)
     public_metrics: bool = Field(default=False, description="serve /metrics without a key")
     s3: S3Config | None = Field(default=None, description="S3 endpoint/region (and, in tests, credentials) for "
                                 "staging_root, output_root and s3:// inputs; default: the environment's")
@@ -109,7 +150,20 @@ class ServeSettings(BaseModel):
 
             set_default_s3_config(self.s3)
 
+    @field_validator("tenants")
+    @classmethod
+    def _tenants(cls, v: list[Tenant]) -> list[Tenant]:
+        names = [t.name for t in v]
+        if len(set(names)) != len(names) or DEFAULT_TENANT in names:
+            raise ValueError(f"tenant names must be unique and not {DEFAULT_TENANT!r} (the api_keys tenant): {names}")
+        return v
+
     def resolved_api_keys(self) -> list[str]:
         keys = list(self.api_keys)
         keys += [k.strip() for k in os.environ.get(self.api_keys_env, "").split(",") if k.strip()]
         return keys
+
+    def resolved_tenants(self) -> list[Tenant]:
+        """The configured tenants plus ``default``: the plain ``api_keys`` (and ``api_keys_env``)."""
+        default = Tenant(name=DEFAULT_TENANT, keys=self.resolved_api_keys())
+        return [default, *self.tenants]
