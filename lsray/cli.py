@@ -64,8 +64,12 @@ COMMANDS: tuple[Command, ...] = (
 
 
 def _named_by(cmd: Command, argv: Sequence[str]) -> bool:
+    """Whether ``argv`` names ``cmd``; the top-level flags (``--verbose``, ``-h``) may come first."""
+    words = list(argv)
+    while words and words[0].startswith("-"):
+        words.pop(0)
     parts = cmd.name.split()
-    return list(argv[:len(parts)]) == parts
+    return words[:len(parts)] == parts
 
 
 def build_parser(argv: Sequence[str] | None = None) -> argparse.ArgumentParser:

@@ -56,6 +56,8 @@ def test_nested_commands_slot_in(monkeypatch):
     monkeypatch.setattr(cli, "COMMANDS", (*COMMANDS, example))
     assert cli.main(["k8s", "example", "--replicas", "3"]) == 0
     assert SEEN == {"replicas": 3}
+    assert cli.main(["--verbose", "k8s", "example", "--replicas", "4"]) == 0  # top-level flags come first
+    assert SEEN == {"replicas": 4}
 
 
 def test_commands_import_lazily():

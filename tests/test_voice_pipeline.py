@@ -67,7 +67,7 @@ def test_reference_file_from_the_catalog_row_is_used(flow, clip):
     assert plan.track.endswith("voice.wav") and plan.speaker_similarity > plan.similarity_before
 
 
-def test_too_little_speech_for_a_reference_is_a_clear_error(stages, tmp_path):
+def test_too_little_speech_for_a_reference_is_a_clear_error(flow, tmp_path):
     from talking import write_dub
 
     silent_source = write_face_clip(tmp_path / "quiet.mp4", frames=20, blank_frames=set(range(20)),

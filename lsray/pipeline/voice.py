@@ -19,11 +19,12 @@ from lsray.errors import MediaError
 from lsray.pipeline.records import ClipPlan
 
 
-def window_seed_for_voice(seed: int, clip_id: str) -> int:
-    """The clip's voice-conversion seed (stable across processes, unlike ``hash``)."""
+def voice_seed(seed: int) -> int:
+    """The clip's voice-conversion seed: stable across processes (unlike ``hash``) and, as the
+    sampler's window seeds, independent of the name a runner gives the clip."""
     import hashlib
 
-    return int.from_bytes(hashlib.sha256(f"voice:{seed}:{clip_id}".encode()).digest()[:8], "little") >> 1
+    return int.from_bytes(hashlib.sha256(f"voice:{seed}".encode()).digest()[:8], "little") >> 1
 
 
 class VoiceStage:
@@ -81,7 +82,7 @@ class VoiceStage:
         # Seeded per clip and single-threaded: the same clip converts to the same samples in
         # every runner (Coqui's decoders draw noise; float sums depend on the thread count).
         with torch.random.fork_rng(devices=[]), single_thread():
-            torch.manual_seed(window_seed_for_voice(settings.seed, plan.clip_id))
+            torch.manual_seed(voice_seed(settings.seed))
             converted = np.asarray(converter.convert(dub, sr, ref.samples, ref.sr), dtype=np.float32)  # (n,)
         os.makedirs(scratch, exist_ok=True)
         path = Path(scratch) / "voice.wav"
