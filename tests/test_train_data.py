@@ -54,3 +54,41 @@ def test_prepare_training_cli(catalog, tmp_path, capsys):
     assert summary["clips_written"] == 1 and summary["dropped_no_face"] == 1
     assert (tmp_path / "out" / "mask.png").is_file()
     assert np.load(tmp_path / "out" / "clips" / "face.npz")["crops_256"].dtype == np.uint8
+
+
+def test_shards_hold_what_the_pipeline_gives_the_unet(catalog, tmp_path):
+    """Training shards are made by the dubbing pipeline's own steps: the stored crops and audio
+    tokens are the ones the flow's shard and audio steps give the sample stage for that clip, and
+    the crops are the ones the demo's SyncNet scorer sees on the same frames."""
+    from lsray.audio import FusedAudioEncoder
+    from lsray.face import aligned_face_crops
+    from lsray.media import iter_frames
+    from lsray.pipeline.audio import AudioStage
+    from lsray.pipeline.options import ClipSettings, DubOptions
+    from lsray.pipeline.prepare import PrepareStage, ShardStage
+    from lsray.pipeline.records import ClipSpec
+    from lsray.train.data import prepare_training
+    from lsray.train.tiny import tiny_phoneme_encoder, tiny_whisper
+
+    whisper, phoneme = tiny_whisper(), tiny_phoneme_encoder()
+    prepare_training(str(catalog), str(tmp_path / "shards"), whisper=whisper, phoneme=phoneme)
+    [row] = read_index(str(tmp_path / "shards"))
+    stored = load_clip(str(tmp_path / "shards"), row["file"])
+    first, f = int(stored["start_frame"]), row["frames"]
+
+    video, audio = str(catalog.parent / "face.mp4"), str(catalog.parent / "speech.wav")
+    spec = ClipSpec("face", video, audio, "", DubOptions(voice="off"))
+    plan = PrepareStage()(spec, ClipSettings.tracking_only(256), staging="")
+    audio_stage = AudioStage(FusedAudioEncoder(whisper, phoneme))
+    shards = [audio_stage(s) for s in ShardStage()(plan)]
+    crops = np.concatenate([s.crops for s in shards])[first:first + f]
+    tokens = np.concatenate([s.tokens for s in shards])[first:first + f]  # (f, 10 L, C + 128)
+    assert np.array_equal(stored["crops_256"], crops)
+    assert np.array_equal(stored["whisper"], tokens[..., :64].astype(np.float16))
+    assert np.array_equal(stored["phoneme"], tokens[:, ::2, 64:].astype(np.float16))
+    # what training reads back for a fused UNet is the pipeline's token layout
+    seq = next(clip_sequences(stored, seq_len=16, stride=16, image_size=256, fused=True))
+    assert np.allclose(seq["audio"], tokens[:16].astype(np.float16).astype(np.float32))
+
+    scorer_crops, indices = aligned_face_crops([fr.rgb for fr in iter_frames(video)], 25.0, 256)
+    assert np.array_equal(scorer_crops[np.searchsorted(indices, first):][:f], crops)

@@ -1,8 +1,9 @@
-"""Aligned face crops of a whole clip: the faces as training and sync scoring see them.
+"""Aligned face crops of frames held in memory: the faces the demo's SyncNet scorer sees.
 
 Tracking (mediapipe), the largest stable track, temporally smoothed template points and the
-LatentSync alignment: the crops ``prepare_training`` stores and SyncNet is trained on, so a
-sync score computed on these crops compares like with like.
+LatentSync alignment, as the pipeline's prepare and shard steps do them on a file (training
+shards are made by those steps, and ``tests/test_train_data.py`` checks the crops are equal),
+so a sync score computed on these crops compares like with like with what SyncNet trained on.
 """
 
 from __future__ import annotations
@@ -26,7 +27,8 @@ def aligned_face_crops(
     if track is None or not len(track):
         return np.zeros((0, resolution, resolution, 3), np.uint8), np.zeros(0, int)
     indices = np.asarray(track.frame_indices, int)
-    points = smooth_points(track.points_array(), track.frame_indices, 2)
+    # float32 as the pipeline's plan keeps them, so the crops are bit-identical to the shard step's
+    points = smooth_points(track.points_array(), track.frame_indices, 2).astype(np.float32)
     aligner = FaceAligner(resolution, smoothing_radius=0)
     crops = np.stack([aligner.align_frame(frames[i], p.astype(np.float64), i).crop for i, p in zip(indices, points)])
     return crops, indices

@@ -56,7 +56,7 @@ class DubOptions(BaseModel):
     voice_model: str | None = Field(default=None, description="model folder of a Coqui voice backend")
     segment_seconds: float = Field(default=10.0, gt=0, description="shard length (memory is bounded by it)")
     crf: int = Field(default=18, ge=0, le=51, description="H.264 quality (lower = better)")
-    seed: int = Field(default=0, description="noise seed (with the clip id: the same clip gives the same output)")
+    seed: int = Field(default=0, description="noise seed (the same clip with the same seed gives the same mouths in every runner)")
 
     @field_validator("speaker")
     @classmethod
@@ -115,6 +115,13 @@ class ClipSettings:
     voice: VoiceBackend
     voice_model: str | None  # Coqui backends: their weights folder (relative = inside the bundle)
     seed: int
+
+    @classmethod
+    def tracking_only(cls, resolution: int) -> "ClipSettings":
+        """A clip that only goes through prepare, shard and audio (training shards): tracked and
+        aligned at ``resolution``, voice off; no sampler ever reads the other fields."""
+        return cls(sampler="ddim", steps=0, guidance=1.0, lcm_grid=None, deep_cache=1, resolution=resolution,
+                   voice="off", voice_model=None, seed=0)
 
     def scheduler_extra(self) -> dict[str, Any]:
         """Keywords for the scheduler's ``set_timesteps`` beyond the step count."""

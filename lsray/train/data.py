@@ -9,7 +9,9 @@ Layout of ``OUT`` (local path or ``s3://``)::
     OUT/mask.png            the inpainting mask the crops go with (1 = keep)
     OUT/summary.json        clips read / written / dropped (no usable face) / invalid rows
 
-A clip keeps its longest run of consecutive frames with a face; a clip whose run is shorter than
+Each clip goes through the dubbing pipeline's own prepare, shard and audio steps
+(:class:`ClipSteps`: face tracking, alignment, audio tokens), so training reads what inference
+gives the UNet. A clip keeps its longest run of consecutive frames with a face; a clip whose run is shorter than
 ``min_frames`` has no usable face and is dropped and counted. Trainers read the index with Ray
 Data and expand each clip into fixed-length sequences (:func:`clip_sequences`).
 """
@@ -65,44 +67,68 @@ def _resize_crops(crops: np.ndarray, size: int) -> np.ndarray:
     return np.stack([cv2.resize(c, (size, size), interpolation=cv2.INTER_AREA) for c in crops])
 
 
-def prepare_clip(
-    video: str, audio: str, *, whisper: Any, phoneme: Any = None, tracker: Any = None,
-    resolutions: tuple[int, ...] = (256,), min_frames: int = 16,
-) -> dict[str, np.ndarray] | None:
-    """Arrays of one clip's training shard, or None when it has no usable face."""
-    import torch
+class ClipSteps:
+    """The dubbing pipeline's own prepare, shard and audio steps, run on a training clip (its own
+    track, voice off): training sees exactly the crops and audio tokens inference gives the UNet.
+    Built once per worker (the face tracker and the audio models)."""
 
-    from lsray.audio.windows import windows_at
-    from lsray.face.crops import aligned_face_crops
-    from lsray.media import iter_frames, probe_video, read_audio_16k
+    def __init__(self, whisper: Any, phoneme: Any = None, keyframe_interval: int = 5) -> None:
+        from lsray.audio import FusedAudioEncoder
+        from lsray.pipeline.audio import AudioStage
+        from lsray.pipeline.prepare import PrepareStage, ShardStage
+
+        self.prepare = PrepareStage(keyframe_interval=keyframe_interval)
+        self.shard = ShardStage()
+        self.audio = AudioStage(whisper if phoneme is None else FusedAudioEncoder(whisper, phoneme))
+        self.whisper_dim, self.layers = whisper.dim, whisper.num_layers
+        self.fused = phoneme is not None
+
+    def __call__(self, clip_id: str, video: str, audio: str, resolution: int) -> tuple[np.ndarray, ...]:
+        """``(crops (F, S, S, 3) uint8, has_face (F,) bool, tokens (F, 10 L, D) float32)`` of the
+        whole clip, one shard at a time through the steps (zeros where there is no face)."""
+        from lsray.pipeline.options import ClipSettings, DubOptions
+        from lsray.pipeline.records import ClipSpec
+
+        spec = ClipSpec(clip_id, video, audio, output="", options=DubOptions(voice="off"))
+        plan = self.prepare(spec, ClipSettings.tracking_only(resolution), staging="")
+        crops, has_face, tokens = [], [], []
+        for shard in self.shard(plan):
+            shard = self.audio(shard)
+            crops.append(shard.crops)
+            has_face.append(shard.has_face)
+            tokens.append(shard.tokens)
+        if not crops:
+            return np.zeros((0, resolution, resolution, 3), np.uint8), np.zeros(0, bool), np.zeros((0, 0, 0), np.float32)
+        return np.concatenate(crops), np.concatenate(has_face), np.concatenate(tokens)
+
+    def split_tokens(self, tokens: np.ndarray) -> dict[str, np.ndarray]:
+        """Fused tokens (F, 10 L, C + 128) -> Whisper windows (F, 10 L, C) and phoneme rows
+        (F, 10, 128) (each row's vector is repeated over the L layers, see ``audio.fused.fuse``)."""
+        out = {"whisper": tokens[..., : self.whisper_dim].astype(np.float16)}
+        if self.fused:
+            out["phoneme"] = tokens[:, :: self.layers, self.whisper_dim :].astype(np.float16)
+        return out
+
+
+def prepare_clip(
+    clip_id: str, video: str, audio: str, *, steps: ClipSteps, resolutions: tuple[int, ...] = (256,),
+    min_frames: int = 16,
+) -> dict[str, np.ndarray] | None:
+    """Arrays of one clip's training shard (its longest run of face frames), or None when that
+    run is shorter than ``min_frames``."""
+    from lsray.media import probe_video, read_audio_16k
     from lsray.models.syncnet import syncnet_mel
 
-    info = probe_video(video)
-    fps = float(info.fps)
-    frames = [f.rgb for f in iter_frames(video, info=info)]
-    aligned, indices = aligned_face_crops(frames, fps, max(resolutions), tracker)
-    if not len(indices):
-        return None
-    has_face = np.zeros(len(frames), bool)
-    has_face[indices] = True
+    crops, has_face, tokens = steps(clip_id, video, audio, max(resolutions))
     start, stop = longest_run(has_face)
     if stop - start < min_frames:
         return None
-    first = int(np.searchsorted(indices, start))
-    crops = aligned[first : first + stop - start]  # the longest run with a face
+    crops = crops[start:stop]
     out: dict[str, np.ndarray] = {f"crops_{r}": _resize_crops(crops, r) for r in resolutions}
-
-    wave = read_audio_16k(audio)
-    times = np.arange(start, stop) / fps
-    with torch.no_grad():
-        feats = whisper.features(wave)  # (T, L, C)
-        out["whisper"] = windows_at(feats, times).numpy().astype(np.float16)  # (F, 10 L, C)
-        if phoneme is not None:
-            rows = phoneme.features(wave, feats.shape[0])  # (T, 128)
-            out["phoneme"] = windows_at(rows[:, None, :], times).numpy().astype(np.float16)  # (F, 10, 128)
-    out["mel"] = syncnet_mel(wave)
+    out.update(steps.split_tokens(tokens[start:stop]))
+    out["mel"] = syncnet_mel(read_audio_16k(audio))
     out["start_frame"] = np.array(start)
-    out["fps"] = np.array(fps)
+    out["fps"] = np.array(float(probe_video(video).fps))
     return out
 
 
@@ -115,18 +141,17 @@ def prepare_training(
     import pandas as pd
 
     from lsray.catalog import read_catalog
-    from lsray.face import FaceTracker
     from lsray.bundle.convert import default_mask
     from lsray.storage import atomic_writer, join, write_bytes
 
     table = read_catalog(catalog)
     summary = PrepareSummary(invalid_rows=len(table.invalid))
-    tracker = FaceTracker(keyframe_interval=keyframe_interval)
+    steps = ClipSteps(whisper, phoneme, keyframe_interval)
     index: list[dict[str, Any]] = []
     for row in table.rows:
         summary.clips_read += 1
-        arrays = prepare_clip(row.video, row.audio, whisper=whisper, phoneme=phoneme, tracker=tracker,
-                              resolutions=resolutions, min_frames=min_frames)
+        arrays = prepare_clip(row.clip_id, row.video, row.audio, steps=steps, resolutions=resolutions,
+                              min_frames=min_frames)
         if arrays is None:
             summary.dropped_no_face += 1
             summary.dropped.append(row.clip_id)
