@@ -49,3 +49,17 @@ def make_tiny_bundle(dst: Path, parity_dir: Path, **upgrades) -> Path:
 
     src = make_latentsync_src(dst.with_name(dst.name + "-src"), parity_dir)
     return convert_latentsync(src, dst, upgrades=upgrades or None)
+
+
+def nudge_weight(weights: Path) -> None:
+    """Retrained weights of the same shape: one value of the first tensor changes, the safetensors
+    file keeps its size, its metadata and every shape (it still loads strictly)."""
+    from safetensors import safe_open
+    from safetensors.torch import save_file
+
+    with safe_open(str(weights), framework="pt") as f:
+        metadata = f.metadata()
+        state = {key: f.get_tensor(key) for key in f.keys()}
+    first = state[sorted(state)[0]]
+    first.view(-1)[0] += 1.0
+    save_file(state, str(weights), metadata=metadata)

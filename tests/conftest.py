@@ -6,11 +6,17 @@ from __future__ import annotations
 import os
 import socket
 import sys
+import tempfile
 from pathlib import Path
 
 import pytest
 
 REPO = Path(__file__).resolve().parents[1]
+
+# lsray's on-disk caches (weight digests, S3 bundles) go to a throw-away folder, never the user's
+# ~/.cache/lsray; set at import so Ray nodes the tests start inherit it too.
+_CACHE = tempfile.TemporaryDirectory(prefix="lsray-test-cache-")
+os.environ.setdefault("LSRAY_CACHE_DIR", _CACHE.name)
 
 
 def parity_root() -> Path:

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import json
 import os
+import shutil
 import threading
 import time
 from pathlib import Path
@@ -19,7 +20,9 @@ import pytest
 
 from lsray.batch.config import load_batch_config
 from lsray.batch.job import JobSpec, run_job
+from lsray.bundle.identity import model_id
 from lsray.media import probe_video
+from bundles import nudge_weight
 from s3 import moto_s3, s3_bucket  # noqa: F401  (fixtures)
 from talking import write_blank_clip, write_dub, write_face_clip
 
@@ -125,6 +128,20 @@ def test_dub_cli_on_two_nodes_with_broken_rows_resume_and_metrics(ray_cluster, m
     assert again["talk"]["status"] == "done" and again["talk"]["fingerprint"] != report["talk"]["fingerprint"]
     assert (out / "noface.mp4").stat().st_mtime_ns == mtimes["noface.mp4"]
     assert_valid_mp4(out / "quiet.mp4")
+
+    # Retrained weights of the same shape and size: the model is another one, finished clips are
+    # dubbed again. (A copy of the bundle: same bytes, so the same model until a weight changes.)
+    retrained = Path(shutil.copytree(_bundle(), tmp_path / "retrained" / _bundle().name))
+    assert model_id(retrained) == model_id(_bundle())
+    nudge_weight(retrained / "unet.safetensors")
+    cheap = write_catalog(tmp_path / "cheap.jsonl", catalog.read_text().splitlines()[1:3])  # quiet, noface
+    mtimes = {p.name: p.stat().st_mtime_ns for p in out.glob("*.mp4")}
+    assert main(["dub", str(cheap), "--out", str(out), "--model", str(retrained), *argv[6:]]) == 0
+    third = read_report(out)
+    assert third["quiet"]["status"] == "done" and third["noface"]["status"] == "no_face"
+    for clip in ("quiet", "noface"):
+        assert third[clip]["fingerprint"] != again[clip]["fingerprint"]
+        assert (out / f"{clip}.mp4").stat().st_mtime_ns != mtimes[f"{clip}.mp4"]
 
 
 def _bundle() -> Path:

@@ -17,7 +17,6 @@ Resources, pool sizes and batch sizes come from :class:`lsray.batch.config.Batch
 
 from __future__ import annotations
 
-import hashlib
 import sys
 import time
 import uuid
@@ -56,21 +55,6 @@ class JobOutcome:
     @property
     def frames(self) -> int:
         return sum(r.frames for r in self.reports if r.status in ("done", "no_face"))
-
-
-def model_id(bundle: str) -> str:
-    """The bundle's identity for fingerprints: its config and the identities of its weight files."""
-    from pathlib import Path
-
-    from lsray.bundle.load import resolve_bundle
-    from lsray.storage import identity
-
-    root = Path(resolve_bundle(bundle))
-    h = hashlib.sha256((root / "config.json").read_bytes())
-    for p in sorted(root.rglob("*.safetensors")):
-        st = identity(str(p))
-        h.update(f"{p.relative_to(root)}:{st.get('size')}".encode())
-    return f"{root.name}:{h.hexdigest()[:16]}"
 
 
 def _progress(spec: JobSpec, total: int):
@@ -117,6 +101,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
     from lsray.batch.ledger import create_ledger
     from lsray.batch.metrics import DriverMetrics
     from lsray.batch.records import ClipTicket, decode, encode
+    from lsray.bundle.identity import model_id
     from lsray.storage import delete_prefix
     from lsray.catalog import read_catalog, validate_template
     from lsray.report import ClipReport, write_report
@@ -128,6 +113,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
         set_default_s3_config(spec.s3)
     s3 = spec.s3 or default_s3_config()
     catalog = read_catalog(spec.catalog, spec.defaults)
+    bundle_id = model_id(spec.model)  # hashes new weight files (once each): before Ray starts, fails fast
     started_here = connect(spec.address, spec.config)
     import ray
 
@@ -140,7 +126,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
     staging = spec.config.staging or join(spec.out, "_lsray_staging")
     ctx = WorkerContext(
         bundle=spec.model, out_root=spec.out, staging_root=staging, template=spec.template,
-        model_id=model_id(spec.model), settings={"template": spec.template, "encode_preset": spec.config.encode_preset},
+        model_id=bundle_id, settings={"template": spec.template, "encode_preset": spec.config.encode_preset},
         s3=s3, ledger=ledger_name, job_id=job_id, encode_preset=spec.config.encode_preset,
         windows_per_call=spec.config.windows_per_call, precision=spec.config.precision,
     )
@@ -246,4 +232,4 @@ def summary_line(outcome: JobOutcome) -> str:
             f"{s.retries} retries")
 
 
-__all__ = ["JobOutcome", "JobSpec", "build_dataset", "model_id", "run_job", "summary_line"]
+__all__ = ["JobOutcome", "JobSpec", "build_dataset", "run_job", "summary_line"]

@@ -3,7 +3,9 @@
 The fingerprint hashes cheap identities of the inputs (local: absolute path + size + mtime_ns;
 S3: ETag + size from ``head_object``; the bytes are never read) with the resolved options, the
 model id and the run's settings. Any change to an input file, an option, the model or a setting
-changes it; nothing else does.
+changes it; nothing else does. The model id is the one identity made from content
+(:func:`lsray.bundle.identity.model_id`): retrained weights keep their size, and a bundle copied
+into a fresh pod gets new mtimes.
 """
 
 from __future__ import annotations
@@ -22,7 +24,9 @@ from lsray.storage.s3_config import S3Config
 
 from .row import CatalogRow
 
-FINGERPRINT_VERSION = 1  # bump when the payload's layout changes, so old markers stop matching
+# Bump when the payload's layout or meaning changes, so old markers stop matching.
+# 2: model_id hashes the bundle's file contents (1 hashed config.json + weight sizes only).
+FINGERPRINT_VERSION = 2
 
 
 def _json_default(value: Any) -> Any:

@@ -1,7 +1,8 @@
 """One storage abstraction for local paths, ``file://`` and ``s3://`` URIs.
 
-Reads, listings, cheap version identities (for fingerprints), local copies for ffmpeg, and
-atomic writes to either backend (local temp + rename; S3 multipart upload). No Ray imports.
+Reads, listings, cheap version identities (for fingerprints), cached content digests of local
+files (``digest``: model weights), local copies for ffmpeg, and atomic writes to either backend
+(local temp + rename; S3 multipart upload). No Ray imports.
 """
 
 from lsray.storage.cleanup import delete_prefix, delete_uris

@@ -15,6 +15,7 @@ import os
 import shutil
 from pathlib import Path
 
+from lsray.storage.digest import cache_root
 from lsray.storage.errors import ObjectNotFoundError
 from lsray.storage.operations import identity, list_prefix
 from lsray.storage.s3_config import S3Config, default_s3_config
@@ -24,8 +25,8 @@ MANIFEST = ".lsray-source.json"
 
 
 def default_cache_root() -> Path:
-    """``$LSRAY_BUNDLE_CACHE``, else ``~/.cache/lsray/bundles``."""
-    return Path(os.environ.get("LSRAY_BUNDLE_CACHE") or Path.home() / ".cache" / "lsray" / "bundles")
+    """``$LSRAY_BUNDLE_CACHE``, else ``bundles/`` in lsray's cache root (``$LSRAY_CACHE_DIR``, ``~/.cache/lsray``)."""
+    return Path(os.environ.get("LSRAY_BUNDLE_CACHE") or cache_root() / "bundles")
 
 
 def cache_dir_for(uri: str, root: Path | None = None) -> Path:
