@@ -1,5 +1,6 @@
 """The online service end to end: a real local Serve on 127.0.0.1 deployed from
-deployments/serve.yaml (test overrides: tiny bundle, small limits), exercised over HTTP."""
+deployments/serve.yaml (test overrides: tiny bundle, small limits; the ``service`` fixture in
+conftest.py), exercised over HTTP."""
 
 from __future__ import annotations
 
@@ -8,10 +9,7 @@ import os
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before anything imports ray: loopback only
 
 import concurrent.futures
-import http.server
 import json
-import socket
-import threading
 import time
 from pathlib import Path
 
@@ -19,17 +17,8 @@ import pytest
 import requests
 
 from lsray.serve.security import PolicyError, check_uri, check_webhook, key_is_valid
-from lsray.serve.webhooks import SIGNATURE_HEADER, TIMESTAMP_HEADER, sign, verify
-
-KEY = "test-key-0123456789"
-SECRET = "webhook-secret-for-tests"
-FAST = {"steps": 1, "guidance": 1.0, "crf": 23}  # one UNet forward per window, no CFG doubling
-
-
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from lsray.serve.webhooks import sign, verify
+from serving import FAST, KEY, SECRET, Hooks, auth
 
 
 # ----------------------------------------------------------------------------------------------
@@ -116,87 +105,6 @@ def test_sample_many_batches_windows_of_different_clips(tiny_bundle, tmp_path) -
 # ----------------------------------------------------------------------------------------------
 # the live service
 # ----------------------------------------------------------------------------------------------
-class Hooks(http.server.BaseHTTPRequestHandler):
-    received: list[dict] = []
-
-    def do_POST(self) -> None:  # noqa: N802
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        Hooks.received.append({"body": body, "ts": self.headers[TIMESTAMP_HEADER], "sig": self.headers[SIGNATURE_HEADER]})
-        self.send_response(204)
-        self.end_headers()
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture(scope="module")
-def hook_server():
-    server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Hooks)
-    thread = threading.Thread(target=server.serve_forever, daemon=True)
-    thread.start()
-    yield server.server_address[1]
-    server.shutdown()
-    server.server_close()
-
-
-@pytest.fixture(scope="module")
-def media(tmp_path_factory) -> dict[str, Path]:
-    from talking import write_dub, write_face_clip
-
-    root = tmp_path_factory.mktemp("serve-inputs")
-    d = {"root": root}
-    d["video"] = write_face_clip(root / "face.mp4", frames=32)
-    d["audio"] = write_dub(root / "dub.wav", 32 / 25)
-    d["video16"] = write_face_clip(root / "face16.mp4", frames=16)
-    d["audio16"] = write_dub(root / "dub16.wav", 16 / 25)
-    d["long_audio"] = write_dub(root / "long.wav", 4.0)
-    d["long_video"] = write_face_clip(root / "long.mp4", frames=63, size=(64, 48))  # 2.5 s
-    d["big_video"] = write_face_clip(root / "big.mp4", frames=2, size=(800, 600))
-    d["text"] = root / "notes.mp4"
-    d["text"].write_text("this is not a video\n" * 20)
-    d["junk"] = root / "junk.mp4"
-    d["junk"].write_bytes(bytes(range(256)) * 8)
-    return d
-
-
-@pytest.fixture(scope="module")
-def service(ray_cluster, tiny_bundle, media, hook_server, tmp_path_factory):
-    """Serve on 127.0.0.1 from deployments/serve.yaml with test overrides; yields the base URL."""
-    import ray
-    from ray import serve
-
-    from lsray.serve import deploy
-
-    assert ray.is_initialized()  # the session cluster (conftest.ray_cluster)
-    one = {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 2}}
-    config = deploy.with_overrides(
-        deploy.load_config(),
-        http={"host": "127.0.0.1", "port": free_port()},
-        args={
-            "bundle": str(tiny_bundle), "storage_roots": [str(media["root"])], "api_keys": [KEY],
-            "output_root": str(tmp_path_factory.mktemp("serve-outputs")), "torch_threads": 1,
-            "job_store": {"url": f"sqlite:///{tmp_path_factory.mktemp('serve-jobs') / 'jobs.db'}"},  # this session's own
-            "encode_preset": "ultrafast",
-            "limits": {"max_upload_bytes": 3_000_000, "max_width": 640, "max_height": 480, "max_duration_s": 3.0,
-                       "sync_max_duration_s": 2.0, "max_batch_clips": 3, "max_inflight_dubs": 2,
-                       "max_running_jobs": 1, "max_pending_jobs": 2, "retry_after_s": 2},
-            "webhooks": {"allowlist": [f"http://127.0.0.1:{hook_server}"], "allow_http": True, "secret": SECRET,
-                         "backoff_s": 0.2, "max_attempts": 3},
-        },
-        deployments={
-            "Ingress": {"max_ongoing_requests": 4, "max_queued_requests": 2, **one},
-            "PrepareDeployment": one, "AudioDeployment": one, "SampleDeployment": one, "RenderDeployment": one,
-        },
-    )
-    url = deploy.deploy(config)
-    yield url
-    serve.shutdown()
-
-
-def auth(key: str = KEY) -> dict:
-    return {"Authorization": f"Bearer {key}"}
-
-
 def post_dub(url: str, video: Path, audio: Path, options: dict | None = None, key: str = KEY, timeout: float = 300):
     files = {"video": (video.name, video.read_bytes(), "video/mp4"), "audio": (audio.name, audio.read_bytes(), "audio/wav"),
              "options": (None, json.dumps(options if options is not None else FAST))}

@@ -6,7 +6,8 @@ data: liveness probes and the API description. Status codes: 400 bad request / U
 storage roots / webhook off the allowlist, 401 no valid key, 404 unknown job or missing input
 object, 413 too large (body, frame size, duration, or too long for the synchronous route), 415
 not media, 422 invalid options or a clip the pipeline refused, 429 + Retry-After past the
-tenant's rate (submitting routes) or active-job quota, 503 + Retry-After overloaded.
+tenant's rate (submitting routes) or active-job quota, 503 + Retry-After overloaded. Each route
+declares the codes it can answer, with their body and headers, through :mod:`lsray.serve.contract`.
 
 Tenancy: a key belongs to a tenant (``tenants`` in the settings; plain ``api_keys`` form the
 tenant ``default``). A tenant sees and cancels its own jobs only; another tenant's job is a 404
@@ -24,13 +25,15 @@ from pathlib import Path
 from typing import Any
 
 from fastapi import FastAPI, HTTPException, Request
-from fastapi.responses import JSONResponse, Response
+from fastapi.responses import PlainTextResponse, Response
 from prometheus_client import CONTENT_TYPE_LATEST, CollectorRegistry, Counter, Gauge, Histogram, generate_latest
 from pydantic import BaseModel, ConfigDict, Field, ValidationError
 from ray import serve
 
 from lsray import storage
 from lsray.pipeline.options import DubOptions
+from lsray.serve import contract
+from lsray.serve.contract import errors
 from lsray.serve.inputs import InputError, check_media, fetch_uri, parse_multipart, read_body
 from lsray.serve.jobs import Overloaded
 from lsray.serve.loopback import keep_replica_grpc_on_loopback
@@ -59,37 +62,37 @@ class BatchRequest(BaseModel):
 
 
 class EstimateRequest(BaseModel):
+    """A clip described, not sent. The bounds are physical sanity (a day, 16K, 1000 fps), not the
+    service's limits: an estimate may be asked for a clip too long to submit, but never for one
+    whose frame count overflows."""
+
     model_config = ConfigDict(extra="forbid")
 
-    duration_s: float = Field(gt=0)
-    width: int = Field(gt=0)
-    height: int = Field(gt=0)
-    fps: float = Field(default=25.0, gt=0)
+    duration_s: float = Field(gt=0, le=86_400)
+    width: int = Field(gt=0, le=16_384)
+    height: int = Field(gt=0, le=16_384)
+    fps: float = Field(default=25.0, gt=0, le=1000)
     model: str | None = None
     options: DubOptions = Field(default_factory=DubOptions)
 
 
-def _json_body(model: type[BaseModel]) -> dict:
-    """OpenAPI for a JSON body the handler validates itself (after the key check)."""
-    schema = model.model_json_schema()
-    return {"requestBody": {"required": True, "content": {"application/json": {"schema": schema}}}}
+class MP4Response(Response):
+    """/v1/dub's answer class, so that its document says video/mp4 (FastAPI would say JSON)."""
+
+    media_type = "video/mp4"
 
 
-_MEDIA_BODY = {
-    "requestBody": {
-        "required": True,
-        "content": {
-            "multipart/form-data": {"schema": {
-                "type": "object", "required": ["video", "audio"],
-                "properties": {
-                    "video": {"type": "string", "format": "binary"},
-                    "audio": {"type": "string", "format": "binary"},
-                    "options": {"type": "string", "description": "DubOptions as JSON"},
-                    "webhook_url": {"type": "string"},
-                }}},
-            "application/json": {"schema": DubRequest.model_json_schema()},
-        },
-    }
+# Response headers of a synchronous dub (documented on /v1/dub's 200).
+_DUB_HEADERS = {
+    name: {"description": why, "required": True, "schema": schema}
+    for name, why, schema in (
+        ("X-Lsray-Status", "the clip's outcome (done, or done with warnings)", {"type": "string"}),
+        ("X-Lsray-Frames", "frames in the output", {"type": "integer", "minimum": 0}),
+        ("X-Lsray-No-Face-Frames", "frames left as they were (no face found)", {"type": "integer", "minimum": 0}),
+        ("X-Lsray-Warnings", "warnings, a JSON list of strings", {"type": "string"}),
+        ("X-Lsray-Voice", "the voice backend used, or off", {"type": "string"}),
+        ("X-Lsray-Sampling", "the resolved sampler settings, a JSON object", {"type": "string"}),
+    )
 }
 
 # ------------------------------------------------------------------------------------------
@@ -105,6 +108,7 @@ JOBS = Gauge("lsray_jobs", "jobs by status", ["status"], registry=REGISTRY)
 
 app = FastAPI(title="lsray", version="0.1.0",
               description="Lip-sync dubbing: send a video and a dubbed track, get the video back with lips that follow it.")
+contract.install(app, DubRequest, BatchRequest, EstimateRequest)
 
 
 @app.middleware("http")
@@ -113,11 +117,6 @@ async def _count(request: Request, call_next):
     route = request.scope.get("route")
     REQUESTS.labels(getattr(route, "path", "unmatched"), str(response.status_code)).inc()
     return response
-
-
-@app.exception_handler(InputError)
-async def _input_error(request: Request, exc: InputError):
-    return JSONResponse({"detail": exc.message}, status_code=exc.status)
 
 
 def _suffix(name: str) -> str:
@@ -273,11 +272,12 @@ class Ingress:
         return d
 
     # -- open routes ------------------------------------------------------------------------------
-    @app.get("/healthz", summary="liveness (no key needed)")
+    @app.get("/healthz", summary="liveness (no key needed)", responses=errors())
     async def healthz(self) -> dict:
         return {"status": "ok", "model": self.settings.model_name, "sync_dubs_inflight": self.inflight}
 
-    @app.get("/metrics", summary="Prometheus metrics of this ingress replica (+ job counts)")
+    @app.get("/metrics", summary="Prometheus metrics of this ingress replica (+ job counts)",
+             response_class=PlainTextResponse, responses=errors(401))
     async def metrics(self, request: Request) -> Response:
         if not self.settings.public_metrics:
             self._auth(request)
@@ -289,8 +289,11 @@ class Ingress:
         return Response(generate_latest(REGISTRY), media_type=CONTENT_TYPE_LATEST)
 
     # -- dubbing ---------------------------------------------------------------------------------
-    @app.post("/v1/dub", summary="dub a short clip and return the MP4", openapi_extra=_MEDIA_BODY,
-              responses={200: {"content": {"video/mp4": {}}}})
+    @app.post("/v1/dub", summary="dub a short clip and return the MP4", openapi_extra=contract.media_body(DubRequest),
+              response_class=MP4Response, responses={
+                  200: {"description": "the dubbed video", "headers": _DUB_HEADERS,
+                        "content": {"video/mp4": {"schema": {"type": "string", "format": "binary"}}}},
+                  **errors(400, 401, 404, 413, 415, 422, 429, 503)})
     async def dub(self, request: Request) -> Response:
         from lsray.pipeline.flow import ClipFailed
         from lsray.pipeline.records import ClipSpec
@@ -343,7 +346,7 @@ class Ingress:
             raise _overloaded("/v1/jobs", exc.retry_after, exc.reason) from None
 
     @app.post("/v1/jobs", status_code=202, summary="queue a clip of any length (up to the limits); returns the job",
-              openapi_extra=_MEDIA_BODY)
+              openapi_extra=contract.media_body(DubRequest), responses=errors(400, 401, 404, 413, 415, 422, 429, 503))
     async def submit_job(self, request: Request) -> dict:
         tenant = await self._submitter(request, "/v1/jobs")
         req_dir = self._new_request_dir()
@@ -359,7 +362,7 @@ class Ingress:
             shutil.rmtree(req_dir, ignore_errors=True)  # the job reads the staged copies
 
     @app.post("/v1/jobs/batch", status_code=202, summary="queue several clips (storage URIs) at once; returns the jobs",
-              openapi_extra=_json_body(BatchRequest))
+              openapi_extra=contract.json_body(BatchRequest), responses=errors(400, 401, 404, 413, 415, 422, 429, 503))
     async def submit_batch(self, request: Request) -> dict:
         tenant = await self._submitter(request, "/v1/jobs/batch")
         batch = await self._json(request, BatchRequest)
@@ -382,14 +385,14 @@ class Ingress:
                 shutil.rmtree(d, ignore_errors=True)
         return {"ids": [r["id"] for r in records], "jobs": records}
 
-    @app.get("/v1/jobs", summary="list jobs, newest first")
+    @app.get("/v1/jobs", summary="list jobs, newest first", responses=errors(400, 401, 422))
     async def list_jobs(self, request: Request, offset: int = 0, limit: int = 50, status: str | None = None) -> dict:
         tenant = self._auth(request)
         if offset < 0 or not 1 <= limit <= 500:
             raise InputError(400, "offset must be >= 0 and limit within 1..500")
         return await self.jobs.list.remote(offset, limit, status, self._sees(tenant))
 
-    @app.get("/v1/jobs/{job_id}", summary="a job's status, progress and result URI")
+    @app.get("/v1/jobs/{job_id}", summary="a job's status, progress and result URI", responses=errors(401, 404))
     async def get_job(self, request: Request, job_id: str) -> dict:
         tenant = self._auth(request)
         rec = await self.jobs.get.remote(job_id, self._sees(tenant))
@@ -397,7 +400,7 @@ class Ingress:
             raise HTTPException(404, detail=f"no job {job_id}")
         return rec
 
-    @app.delete("/v1/jobs/{job_id}", summary="cancel a job (a finished job is left as it is)")
+    @app.delete("/v1/jobs/{job_id}", summary="cancel a job (a finished job is left as it is)", responses=errors(401, 404))
     async def cancel_job(self, request: Request, job_id: str) -> dict:
         tenant = self._auth(request)
         rec = await self.jobs.cancel.remote(job_id, self._sees(tenant))
@@ -406,7 +409,7 @@ class Ingress:
         return rec
 
     @app.post("/v1/estimate", summary="predicted compute seconds for a clip, from measured throughput",
-              openapi_extra=_json_body(EstimateRequest))
+              openapi_extra=contract.json_body(EstimateRequest), responses=errors(401, 404, 413, 422))
     async def estimate(self, request: Request) -> dict[str, Any]:
         self._auth(request)
         body = await self._json(request, EstimateRequest)
