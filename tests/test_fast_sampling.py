@@ -112,3 +112,18 @@ def test_gpu_bench_runs_without_a_gpu(tmp_path):
     assert {"ddim20+cfg", "lcm4", "lcm1"} <= samplers
     assert all(r["frames_per_s"] > 0 for r in result["rows"])
     assert result["speedups_vs_ddim20_cfg"]
+
+
+@pytest.mark.slow
+def test_cpu_stages_bench_measures_every_cpu_step(tmp_path):
+    """``benchmarks/cpu_stages.py`` on a 1080p clip of one window (the README's table comes from its 8 s run)."""
+    out = tmp_path / "cpu.json"
+    run = subprocess.run([sys.executable, "-m", "benchmarks.cpu_stages", "--seconds", "0.64", "--preset", "ultrafast",
+                          "--out", str(out)], capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    assert result["clip"]["frames"] == 16 and (result["clip"]["width"], result["clip"]["height"]) == (1920, 1080)
+    steps = result["steps"]
+    assert set(steps) == {"decode", "prepare", "shard", "render", "assemble"}
+    assert all(s["ms_per_frame_per_core"] > 0 for s in steps.values())
+    assert steps["prepare"]["ms_per_frame_per_core"] > steps["decode"]["ms_per_frame_per_core"]  # decode is part of it
