@@ -321,3 +321,124 @@ def test_200_row_catalog_with_5_percent_broken_rows(ray_cluster, media, tmp_path
     for cid in good[:: 19]:  # decode a sample of them fully
         assert_valid_mp4(out / f"{cid}.mp4")
     assert outcome.summary.counts["done"] == 190
+
+
+def _kill_while_working(job_id: str, stage: str, clip_id: str | None, stop: threading.Event, kills: list[int]) -> None:
+    """Kill (SIGKILL) the process of every ``stage`` unit of ``clip_id`` (any clip: None) the
+    job's ledger sees running, until ``stop``: a worker that dies under that clip every time."""
+    import signal
+
+    import ray
+
+    ledger = None
+    while not stop.is_set():
+        time.sleep(0.2)
+        try:
+            ledger = ledger or ray.get_actor(f"{job_id}-ledger")
+            running = ray.get(ledger.running_units.remote(stage), timeout=10)
+        except Exception:  # noqa: BLE001 - not created yet, or the job is over
+            continue
+        for unit in running:
+            if (clip_id is None or unit["clip_id"] == clip_id) and unit["pid"] not in kills:
+                try:
+                    os.kill(unit["pid"], signal.SIGKILL)
+                    kills.append(unit["pid"])
+                except ProcessLookupError:
+                    pass
+
+
+@pytest.mark.slow
+def test_a_clip_that_kills_its_worker_every_time_is_reported_and_the_job_goes_on(ray_cluster, media, tmp_path):
+    """Retries run out for one clip (its render worker dies under it on every attempt): that clip
+    is reported failed with the stage and the attempts, every other clip is dubbed, the report is
+    complete, nothing half-written appears, and a rerun finishes the failed clip only."""
+    # The poison clip is long enough (10 s) that its render is caught at work every time.
+    long_video = write_face_clip(tmp_path / "long.mp4", frames=250, size=SIZE)
+    long_dub = write_dub(tmp_path / "long.wav", 10.0)
+    rows = [{"clip_id": "a", "video": str(media / "face.mp4"), "audio": str(media / "speech.wav")},
+            {"clip_id": "poison", "video": str(long_video), "audio": str(long_dub)},
+            {"clip_id": "b", "video": str(media / "face.mp4"), "audio": str(media / "speech.wav")}]
+    catalog = write_catalog(tmp_path / "c.jsonl", rows)
+    out = tmp_path / "out"
+    spec = _spec(catalog, str(out), ray_cluster, job_id="poison")
+    spec.config = load_batch_config(overrides={**TEST_STAGES, "max_attempts": 2})
+    stop, kills = threading.Event(), []
+    killer = threading.Thread(target=_kill_while_working, args=("poison", "render", "poison", stop, kills), daemon=True)
+    killer.start()
+    try:
+        outcome = run_job(spec)
+    finally:
+        stop.set()
+        killer.join(timeout=30)
+    report = read_report(out)
+    assert {k: v["status"] for k, v in report.items()} == {"a": "done", "poison": "error", "b": "done"}
+    assert len(kills) == 2  # max_attempts, then the clip is given up on
+    error = report["poison"]["error"]
+    assert "render of shard 0 did not finish" in error and "died under it 2 time(s)" in error and "rerun" in error, error
+    assert outcome.summary.failed and [r.clip_id for r in outcome.summary.failed] == ["poison"]
+    assert sorted(p.name for p in out.glob("*.mp4")) == ["a.mp4", "b.mp4"]
+    assert not list(out.rglob("*.partial*")) and not (out / "_lsray_staging").exists()
+    assert (out / "report.html").is_file()
+
+    again = run_job(_spec(catalog, str(out), ray_cluster))
+    assert {r.clip_id: r.status for r in again.reports} == {"a": "skipped", "poison": "done", "b": "skipped"}
+    assert_valid_mp4(out / "poison.mp4", frames=250)
+
+
+@pytest.mark.slow
+def test_losing_a_worker_node_mid_catalog_loses_no_clip(ray_cluster, media, tmp_path):
+    """A third node (with the ``spot`` resource render asks for) is removed while it renders, and
+    a replacement joins as an autoscaler would bring one: the dead actors restart there and the
+    units they died under run again. Every row ends in the report, done or failed with the reason
+    (work whose results were on the lost node may go with it), no output is half-written, and a
+    rerun finishes exactly the failed ones."""
+    import ray
+
+    spot = ray_cluster.add_node(node_ip_address="127.0.0.1", num_cpus=1, resources={"spot": 1},
+                                object_store_memory=100 * 1024 * 1024, runtime_env_dir_name="runtime_resources_spot")
+    ray_cluster.wait_for_nodes()
+    rows = [{"clip_id": f"n{i}", "video": str(media / "face.mp4"), "audio": str(media / "speech.wav")} for i in range(6)]
+    catalog = write_catalog(tmp_path / "c.jsonl", rows)
+    out = tmp_path / "out"
+    spec = _spec(catalog, str(out), ray_cluster, job_id="nodeloss")
+    spec.config = load_batch_config(overrides={**TEST_STAGES, "render": {"num_cpus": 0.5, "resources": {"spot": 0.5}}})
+    job = threading.Thread(target=run_job, args=(spec,))
+    job.start()
+    replacement = None
+    try:
+        deadline = time.monotonic() + 300
+        lost = False
+        while not lost and time.monotonic() < deadline and job.is_alive():
+            time.sleep(0.3)
+            try:
+                running = ray.get(ray.get_actor("nodeloss-ledger").running_units.remote("render"), timeout=10)
+            except Exception:  # noqa: BLE001
+                continue
+            if any(u["node_id"] == spot.node_id for u in running):
+                ray_cluster.remove_node(spot, allow_graceful=False)  # the node is gone, mid-render
+                lost = True
+        assert lost, "never caught the spot node rendering"
+        replacement = ray_cluster.add_node(node_ip_address="127.0.0.1", num_cpus=1, resources={"spot": 1},
+                                           object_store_memory=100 * 1024 * 1024,
+                                           runtime_env_dir_name="runtime_resources_spot2")
+        job.join(timeout=500)
+        assert not job.is_alive()
+    finally:
+        if replacement is not None:
+            ray_cluster.remove_node(replacement)
+    assert not [n for n in ray.util.list_named_actors() if n.startswith("nodeloss-")]  # none outlives its job
+    report = read_report(out)
+    assert sorted(report) == [f"n{i}" for i in range(6)]  # every row is in the report
+    status = {k: v["status"] for k, v in report.items()}
+    print("after the node loss:", status, {k: v["error"] for k, v in report.items() if v["error"]})
+    failed = [k for k, v in status.items() if v != "done"]
+    assert set(status.values()) <= {"done", "error"}
+    assert all("rerun" in report[k]["error"] for k in failed)  # lost with the node: says so, with the way out
+    assert sorted(p.name for p in out.glob("*.mp4")) == sorted(f"{k}.mp4" for k, v in status.items() if v == "done")
+    assert not list(out.rglob("*.partial*"))
+
+    again = run_job(_spec(catalog, str(out), ray_cluster))  # the rerun finishes the lost ones only
+    assert {r.clip_id: r.status for r in again.reports} == {k: "done" if k in failed else "skipped" for k in status}
+    assert sorted(p.name for p in out.glob("*.mp4")) == [f"n{i}.mp4" for i in range(6)]
+    for i in range(6):
+        assert_valid_mp4(out / f"n{i}.mp4")

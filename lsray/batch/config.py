@@ -48,8 +48,6 @@ class StageConfig(BaseModel):
     min_size: int = Field(1, ge=1, description="actor pool: actors kept alive")
     max_size: int = Field(1, ge=1, description="actor pool: autoscaling ceiling")
     batch_size: int = Field(1, ge=1, description="rows (clips or shards) per call")
-    # Pool stages are restarted and retried by Ray Data itself (it takes no per-stage setting)
-    max_task_retries: int = Field(3, ge=-1, description="assemble: times the task is rerun after its worker died")
 
     @model_validator(mode="after")
     def _sizes(self) -> "StageConfig":
@@ -84,6 +82,10 @@ class BatchConfig(BaseModel):
     object_store_memory: int = Field(1 << 30, ge=78 * 1024 * 1024, description="bytes; capped for laptops")
     #: Clips handed to the assemble tasks at once (bounds the driver's in-flight work).
     max_inflight_assembles: int = Field(8, ge=1)
+    #: Times one unit of work (a clip's prepare or assembly, a shard's audio, sample or render) is
+    #: run when its worker dies under it (actor killed, node lost); then that clip is reported
+    #: failed with the reason and the job goes on with the others. Dead actors are restarted.
+    max_attempts: int = Field(3, ge=1)
     encode_preset: str = "veryfast"
     #: Sample stage: windows (of the shards in one batch) denoised per UNet call; results do not
     #: depend on it (LipSyncUNet is batch-invariant), memory and accelerator use do.

@@ -17,6 +17,7 @@ Resources, pool sizes and batch sizes come from :class:`lsray.batch.config.Batch
 
 from __future__ import annotations
 
+import functools
 import sys
 import time
 import uuid
@@ -74,11 +75,13 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
 
     def pool(name: str) -> dict[str, Any]:
         # Named parameters only: Ray Data drops ``**ray_remote_args`` in Ray 2.64. Dead actors are
-        # restarted and their calls retried by Ray Data's own actor fault tolerance.
+        # restarted (always) and a call a worker died under is run up to ``max_attempts`` times
+        # (Ray Data's default is forever: one clip that kills its worker would hang the job).
         c = config.stage(name)
         return dict(
             compute=ActorPoolStrategy(min_size=c.min_size, max_size=c.max_size),
             fn_constructor_kwargs={"ctx": ctx},
+            ray_remote_args_fn=functools.partial(stage_actor_options, ctx.job_id, name, config.max_attempts),
             **c.remote_args(),
         )
 
@@ -94,9 +97,54 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
     return ds
 
 
+def stage_actor_options(job_id: str, stage: str, max_attempts: int) -> dict[str, Any]:
+    """Remote options of a stage actor: restarted whenever it dies, each call run at most
+    ``max_attempts`` times (then the call's block fails and its clips are reported lost), and a
+    name under the job's prefix, so :func:`stop_stage_actors` can end it with the job."""
+    return {"max_restarts": -1, "max_task_retries": max_attempts - 1,
+            "name": f"{job_id}-stage-{stage}-{uuid.uuid4().hex[:8]}"}
+
+
+def stop_stage_actors(job_id: str) -> None:
+    """Kill the job's stage actors that are still around. Ray Data lets reference counting end
+    them, and an actor left restarting for a node that never comes back pins the lineage of
+    another stage's actor (and its GPU) for as long as the driver lives: fine for ``lsray dub``,
+    whose process ends with the job, not for a long-lived driver running several jobs."""
+    import ray
+
+    for name in ray.util.list_named_actors():
+        if name.startswith(f"{job_id}-stage-"):
+            try:
+                ray.kill(ray.get_actor(name))
+            except ValueError:  # gone meanwhile
+                pass
+
+
+def lost_reason(unit: dict[str, Any] | None, max_attempts: int, job_error: str | None,
+                dead_nodes: frozenset[str] = frozenset()) -> str:
+    """Why a clip has no result, from the unit of it the ledger saw start last: a worker that
+    died under it, a node that left with it or with its output, a batch that failed with it; or
+    the job's own failure. Rerunning the job retries it."""
+    retry = "rerun the job to retry this clip"
+    if unit is None:
+        if job_error is not None:
+            return f"not finished when the job's pipeline stopped ({job_error}); {retry}"
+        return f"never started: lost with a batch whose worker died (another clip's); {retry}"
+    what = unit["stage"] + (f" of shard {unit['unit']}" if unit["stage"] in ("audio", "sample", "render") else "")
+    node, gone = unit["node_id"][:12], unit["node_id"] in dead_nodes
+    if unit["finished"] and gone:
+        return f"{what} finished on node {node}, which then left the cluster with its output; {retry}"
+    if unit["finished"]:
+        return f"{what} finished but its output was lost with a batch whose worker died (another clip's); {retry}"
+    if gone:
+        return f"{what} was lost with node {node}, which left the cluster ({unit['attempts']} attempt(s)); {retry}"
+    return (f"{what} did not finish: its worker died under it {unit['attempts']} time(s) (last on node {node}; "
+            f"at most {max_attempts} attempts); {retry}")
+
+
 def run_job(spec: JobSpec) -> JobOutcome:
     """Dub a catalog; returns the outcome after the report is written (never raises for a clip)."""
-    from lsray.batch.actors import WorkerContext, assemble_clip
+    from lsray.batch.actors import WorkerContext, assemble_clip, report_row
     from lsray.batch.cluster import connect
     from lsray.batch.ledger import create_ledger
     from lsray.batch.metrics import DriverMetrics
@@ -143,9 +191,9 @@ def run_job(spec: JobSpec) -> JobOutcome:
         for r in catalog.rows
     ]
     assemble = ray.remote(assemble_clip).options(
-        max_retries=max(spec.config.assemble.max_task_retries, 0), **spec.config.assemble.remote_args())
+        max_retries=spec.config.max_attempts - 1, **spec.config.assemble.remote_args())
     waiting: dict[str, dict[str, Any]] = {}  # clip -> segments arrived so far
-    inflight: dict[Any, str] = {}
+    inflight: dict[Any, tuple[str, Any]] = {}  # assemble task -> (clip id, ticket)
 
     def finish(row: dict[str, Any]) -> None:
         _, _, (ticket, report) = decode(row)
@@ -162,17 +210,19 @@ def run_job(spec: JobSpec) -> JobOutcome:
             ready, _ = ray.wait(list(inflight), num_returns=1, timeout=None if block else 0)
             if not ready:
                 return
-            inflight.pop(ready[0])
-            finish(ray.get(ready[0]))
+            clip_id, ticket = inflight.pop(ready[0])
+            try:
+                finish(ray.get(ready[0]))
+            except ray.exceptions.RayError as exc:  # its worker died max_attempts times, or its node is gone
+                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+                finish(report_row(ticket, "error", error=f"assemble did not finish after {spec.config.max_attempts} "
+                                                         f"attempt(s): {type(exc).__name__}: {reason}"))
             if not block:
                 continue
             return
 
-    if items:
-        from ray.data import DataContext
-
-        DataContext.get_current().enable_progress_bars = False
-        ds = build_dataset(items, ctx, spec.config)
+    def _stream(ds: Any) -> None:
+        """Take the pipeline's rows as they come: reports, and segments until a clip's are all in."""
         for row in ds.iter_rows():
             clip_id, kind, payload = decode(row)
             if kind == "report":
@@ -189,19 +239,41 @@ def run_job(spec: JobSpec) -> JobOutcome:
                     while len(inflight) >= spec.config.max_inflight_assembles:
                         collect(block=True)
                     ref = assemble.remote(ctx, ticket, plan, [entry["segments"][i] for i in sorted(entry["segments"])])
-                    inflight[ref] = clip_id
+                    inflight[ref] = (clip_id, ticket)
             metrics.depth("clips", total - len(reports) - len(invalid))
             metrics.depth("assembly", len(waiting) + len(inflight))
             collect(block=False)
-        while inflight:
-            collect(block=True)
-    for clip_id, entry in waiting.items():  # cannot happen unless a stage dropped rows: say so
-        ticket = entry["ticket"]
-        reports[clip_id] = ClipReport(clip_id=clip_id, status="error", line=ticket.line,
-                                      error=f"only {len(entry['segments'])} segments arrived")
+
+    job_error: str | None = None  # the pipeline itself stopped (never one clip's error)
+    if items:
+        from ray.data import DataContext
+
+        data_context = DataContext.get_current()
+        data_context.enable_progress_bars = False
+        # A block whose worker died max_attempts times is dropped, not fatal: its clips are
+        # reported lost below (with the reason the ledger knows) and every other clip goes on.
+        data_context.max_errored_blocks = -1
+        try:
+            _stream(build_dataset(items, ctx, spec.config))
+        except Exception as exc:  # noqa: BLE001 - whatever stopped the stream, the report is written
+            job_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+        try:
+            while inflight:
+                collect(block=True)
+        except Exception as exc:  # noqa: BLE001
+            job_error = job_error or f"{type(exc).__name__}: {exc}"
+    # Every row gets a report: a clip with no result was lost where the ledger saw it last.
+    last_seen = ray.get(ledger.last_seen.remote())
+    dead = frozenset(n["NodeID"] for n in ray.nodes() if not n["Alive"])
     for r in catalog.rows:
-        if r.clip_id not in reports:
-            reports[r.clip_id] = ClipReport(clip_id=r.clip_id, status="error", line=r.line, error="lost by the job")
+        if r.clip_id in reports:
+            continue
+        reason = lost_reason(last_seen.get(r.clip_id), spec.config.max_attempts, job_error, dead)
+        entry = waiting.get(r.clip_id)
+        if entry is not None:
+            count = next(iter(entry["segments"].values())).count
+            reason = f"{len(entry['segments'])} of {count} segments arrived; {reason}"
+        reports[r.clip_id] = ClipReport(clip_id=r.clip_id, status="error", line=r.line, error=reason)
     retries = ray.get(ledger.retries.remote())
     placement = ray.get(ledger.placement.remote())
     pids = ray.get(ledger.stage_pids.remote())
@@ -218,6 +290,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
     summary = write_report(spec.out, ordered, wall_seconds=wall)
     text = metrics.text()
     metrics.close()
+    stop_stage_actors(job_id)
     ray.kill(ledger)
     if started_here:
         ray.shutdown()

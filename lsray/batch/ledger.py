@@ -1,19 +1,28 @@
-"""Attempt ledger: how the job counts retries and sees where each stage ran.
+"""Attempt ledger: how the job counts retries, sees where each stage ran, and says why a clip was lost.
 
 Every unit of work (a clip at prepare/assemble, a shard at audio/sample/render) calls
 :meth:`AttemptLedger.start` before it runs and :meth:`AttemptLedger.finish` after. When Ray
-restarts a killed actor and re-runs its call (Ray Data's actor fault tolerance; the assemble
-task's ``max_task_retries``), the same unit starts a second time: ``retries`` of a clip = the sum over its units of
-``starts - 1``. The ledger is one small named actor (0 CPUs) per job; the counts reach the
-report's ``retries`` column and ``lsray_batch_retries_total``. It also records the node each
-stage ran on, so a multi-node run can prove that placement followed the resource requests.
+restarts a killed actor and re-runs its call (``BatchConfig.max_attempts`` runs per unit), the
+same unit starts again: ``retries`` of a clip = the sum over its units of ``starts - 1``. A unit
+that started last is where its clip was lost: :meth:`AttemptLedger.last_seen` gives the driver
+the stage, the node, the attempts and whether it finished, for the clip's report row.
+
+The ledger is one small named actor (0 CPUs) per job, on the driver's node (a lost worker node
+never takes it along) and restartable: should it die anyway, Ray starts it again and re-sends the
+calls, and it counts from then on (the report's counts are a lower bound, never a failure). Its
+clients never fail a unit because the ledger is unreachable.
 """
 
 from __future__ import annotations
 
+import logging
 import os
 from collections import defaultdict
 from typing import Any
+
+logger = logging.getLogger(__name__)
+#: How long a unit waits for the ledger to record its start (it may be restarting).
+LEDGER_TIMEOUT_S = 60.0
 
 
 class AttemptLedger:
@@ -22,6 +31,7 @@ class AttemptLedger:
     def __init__(self) -> None:
         self.starts: dict[tuple[str, str, int], int] = defaultdict(int)
         self.running: dict[tuple[str, str, int], dict[str, Any]] = {}
+        self.last: dict[str, tuple[str, int, str]] = {}  # clip -> (stage, unit, node) it last started
         self.nodes: dict[str, set[str]] = defaultdict(set)
         self.pids: dict[str, set[int]] = defaultdict(set)
 
@@ -29,12 +39,24 @@ class AttemptLedger:
         key = (stage, clip_id, unit)
         self.starts[key] += 1
         self.running[key] = {"pid": pid, "node_id": node_id}
+        self.last[clip_id] = (stage, unit, node_id)
         self.nodes[stage].add(node_id)
         self.pids[stage].add(pid)
         return self.starts[key]
 
     def finish(self, stage: str, clip_id: str, unit: int) -> None:
         self.running.pop((stage, clip_id, unit), None)
+
+    def last_seen(self) -> dict[str, dict[str, Any]]:
+        """clip_id -> the unit of it that started last: {stage, unit, node_id, attempts, finished}.
+        For a clip with no result, where it was lost: under a worker that died (not finished), or
+        with the output of a finished unit (on a node that left, or in a batch that failed)."""
+        out: dict[str, dict[str, Any]] = {}
+        for clip_id, (stage, unit, node_id) in self.last.items():
+            key = (stage, clip_id, unit)
+            out[clip_id] = {"stage": stage, "unit": unit, "node_id": node_id, "attempts": self.starts[key],
+                            "finished": key not in self.running}
+        return out
 
     def running_units(self, stage: str | None = None) -> list[dict[str, Any]]:
         return [{"stage": s, "clip_id": c, "unit": u, **info} for (s, c, u), info in self.running.items()
@@ -56,10 +78,13 @@ class AttemptLedger:
 
 
 def create_ledger(name: str) -> Any:
+    """The job's ledger actor, pinned to this (the driver's) node and restarted if it dies."""
     import ray
+    from ray.util.scheduling_strategies import NodeAffinitySchedulingStrategy
 
-    cls = ray.remote(num_cpus=0, max_restarts=0)(AttemptLedger)
-    return cls.options(name=name, lifetime=None).remote()
+    here = NodeAffinitySchedulingStrategy(ray.get_runtime_context().get_node_id(), soft=False)
+    cls = ray.remote(num_cpus=0, max_restarts=-1, max_task_retries=-1)(AttemptLedger)
+    return cls.options(name=name, lifetime=None, scheduling_strategy=here).remote()
 
 
 class LedgerClient:
@@ -76,8 +101,10 @@ class LedgerClient:
         if self.handle is not None:
             import ray
 
-            # Waited for: the attempt must be on record before the work can die.
-            ray.get(self.handle.start.remote(stage, clip_id, unit, self.node_id, self.pid))
+            try:  # waited for: the attempt must be on record before the work can die
+                ray.get(self.handle.start.remote(stage, clip_id, unit, self.node_id, self.pid), timeout=LEDGER_TIMEOUT_S)
+            except (ray.exceptions.RayError, TimeoutError) as exc:  # bookkeeping only: never fail the work for it
+                logger.warning("attempt ledger unreachable (%s); %s of %s not counted", exc, stage, clip_id)
 
     def finish(self, stage: str, clip_id: str, unit: int) -> None:
         if self.handle is not None:
