@@ -19,6 +19,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
+from lsray.batch.ledger import given_up
 from lsray.batch.records import ClipTicket, decode, encode, rows_of, to_batch
 from lsray.errors import LsrayError
 from lsray.storage import S3Config
@@ -40,6 +41,7 @@ class WorkerContext:
     encode_preset: str = "veryfast"
     windows_per_call: int = 4  # sample: windows of a batch's shards denoised per UNet call
     precision: str | None = None  # sample: lsray.precision name (None: the bundle's)
+    max_attempts: int = 3  # a unit whose worker died under it this often is given up (BatchConfig.max_attempts)
 
     def flow(self):
         """This worker's view of the one clip flow (stages load on first use: only its own)."""
@@ -98,15 +100,22 @@ class StageWorker:
             return [row]
         ticket: ClipTicket = payload if kind == "row" else payload[0]
         unit = self.unit(payload)
-        self.ledger.start(self.stage, clip_id, unit)
+        deaths = self.ledger.start(self.stage, clip_id, unit)
         t0 = time.perf_counter()
-        try:
-            out = list(self.process(payload))
-        except Exception as exc:  # noqa: BLE001 - isolate the clip, keep the job going
-            out = [report_row(ticket, "error", error=error_message(self.stage, exc))]
+        if deaths >= self.ctx.max_attempts:  # it kills its worker: report it rather than die again
+            out = [report_row(ticket, "error", error=given_up(self.stage, unit, deaths))]
+        else:
+            out = self.attempt(ticket, payload)
         self.metrics.observe(time.perf_counter() - t0, self.frames(payload))
         self.ledger.finish(self.stage, clip_id, unit)
         return out
+
+    def attempt(self, ticket: ClipTicket, payload: Any) -> list[dict[str, Any]]:
+        """The unit's rows, or its clip's error row (one clip's failure never stops the job)."""
+        try:
+            return list(self.process(payload))
+        except Exception as exc:  # noqa: BLE001 - isolate the clip, keep the job going
+            return [report_row(ticket, "error", error=error_message(self.stage, exc))]
 
     def frames(self, payload: Any) -> int:
         return 0
@@ -199,19 +208,26 @@ class SampleWorker(ShardWorkerBase):
         mine = [i for i, (_, kind, _) in enumerate(decoded) if kind == self.handles]
         if len(mine) < 2:
             return super().__call__(batch)
+        out = list(rows)
+        todo = []
         for i in mine:
-            clip_id, _, (_, shard) = decoded[i]
-            self.ledger.start(self.stage, clip_id, shard.index)
+            clip_id, _, (ticket, shard) = decoded[i]
+            deaths = self.ledger.start(self.stage, clip_id, shard.index)
+            if deaths >= self.ctx.max_attempts:  # it kills its worker: report it rather than die again
+                out[i] = report_row(ticket, "error", error=given_up(self.stage, shard.index, deaths))
+            else:
+                todo.append(i)
         t0 = time.perf_counter()
         try:
-            shards = self.flow.sample([decoded[i][2][1] for i in mine], max_windows=self.ctx.windows_per_call)
+            shards = self.flow.sample([decoded[i][2][1] for i in todo], max_windows=self.ctx.windows_per_call)
+            results = [[encode("shard", decoded[i][0], (decoded[i][2][0], shard))] for i, shard in zip(todo, shards)]
         except Exception:  # noqa: BLE001 - one bad shard: redo them one by one to isolate it
-            return super().__call__(batch)
-        self.metrics.observe(time.perf_counter() - t0, sum(s.frames for s in shards))
-        out = list(rows)
-        for i, shard in zip(mine, shards):
-            clip_id, _, (ticket, _) = decoded[i]
-            out[i] = encode("shard", clip_id, (ticket, shard))
+            results = [self.attempt(decoded[i][2][0], decoded[i][2]) for i in todo]
+        self.metrics.observe(time.perf_counter() - t0, sum(decoded[i][2][1].frames for i in todo))
+        for i, [row] in zip(todo, results):
+            out[i] = row
+        for i in mine:
+            clip_id, _, (_, shard) = decoded[i]
             self.ledger.finish(self.stage, clip_id, shard.index)
         return to_batch(out)
 

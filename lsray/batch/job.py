@@ -17,7 +17,6 @@ Resources, pool sizes and batch sizes come from :class:`lsray.batch.config.Batch
 
 from __future__ import annotations
 
-import functools
 import sys
 import time
 import uuid
@@ -74,14 +73,14 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
     from lsray.batch.actors import AudioWorker, PrepareWorker, RenderWorker, SampleWorker, ShardWorker
 
     def pool(name: str) -> dict[str, Any]:
-        # Named parameters only: Ray Data drops ``**ray_remote_args`` in Ray 2.64. Dead actors are
-        # restarted (always) and a call a worker died under is run up to ``max_attempts`` times
-        # (Ray Data's default is forever: one clip that kills its worker would hang the job).
+        # Named parameters only: Ray Data drops ``**ray_remote_args`` (and ``ray_remote_args_fn``)
+        # in Ray 2.64. Dead actors are restarted and the calls they died under re-run by Ray Data
+        # itself, forever; the workers give a unit up after ``max_attempts`` deaths (the ledger
+        # counts them), so one clip that kills its worker every time cannot hang the job.
         c = config.stage(name)
         return dict(
             compute=ActorPoolStrategy(min_size=c.min_size, max_size=c.max_size),
             fn_constructor_kwargs={"ctx": ctx},
-            ray_remote_args_fn=functools.partial(stage_actor_options, ctx.job_id, name, config.max_attempts),
             **c.remote_args(),
         )
 
@@ -95,51 +94,6 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
     ds = ds.map_batches(SampleWorker, **batch("sample"), **pool("sample"))  # 4
     ds = ds.map_batches(RenderWorker, **batch("render"), **pool("render"))  # 5
     return ds
-
-
-def stage_actor_options(job_id: str, stage: str, max_attempts: int) -> dict[str, Any]:
-    """Remote options of a stage actor: restarted whenever it dies, each call run at most
-    ``max_attempts`` times (then the call's block fails and its clips are reported lost), and a
-    name under the job's prefix, so :func:`stop_stage_actors` can end it with the job."""
-    return {"max_restarts": -1, "max_task_retries": max_attempts - 1,
-            "name": f"{job_id}-stage-{stage}-{uuid.uuid4().hex[:8]}"}
-
-
-def stop_stage_actors(job_id: str) -> None:
-    """Kill the job's stage actors that are still around. Ray Data lets reference counting end
-    them, and an actor left restarting for a node that never comes back pins the lineage of
-    another stage's actor (and its GPU) for as long as the driver lives: fine for ``lsray dub``,
-    whose process ends with the job, not for a long-lived driver running several jobs."""
-    import ray
-
-    for name in ray.util.list_named_actors():
-        if name.startswith(f"{job_id}-stage-"):
-            try:
-                ray.kill(ray.get_actor(name))
-            except ValueError:  # gone meanwhile
-                pass
-
-
-def lost_reason(unit: dict[str, Any] | None, max_attempts: int, job_error: str | None,
-                dead_nodes: frozenset[str] = frozenset()) -> str:
-    """Why a clip has no result, from the unit of it the ledger saw start last: a worker that
-    died under it, a node that left with it or with its output, a batch that failed with it; or
-    the job's own failure. Rerunning the job retries it."""
-    retry = "rerun the job to retry this clip"
-    if unit is None:
-        if job_error is not None:
-            return f"not finished when the job's pipeline stopped ({job_error}); {retry}"
-        return f"never started: lost with a batch whose worker died (another clip's); {retry}"
-    what = unit["stage"] + (f" of shard {unit['unit']}" if unit["stage"] in ("audio", "sample", "render") else "")
-    node, gone = unit["node_id"][:12], unit["node_id"] in dead_nodes
-    if unit["finished"] and gone:
-        return f"{what} finished on node {node}, which then left the cluster with its output; {retry}"
-    if unit["finished"]:
-        return f"{what} finished but its output was lost with a batch whose worker died (another clip's); {retry}"
-    if gone:
-        return f"{what} was lost with node {node}, which left the cluster ({unit['attempts']} attempt(s)); {retry}"
-    return (f"{what} did not finish: its worker died under it {unit['attempts']} time(s) (last on node {node}; "
-            f"at most {max_attempts} attempts); {retry}")
 
 
 def run_job(spec: JobSpec) -> JobOutcome:
@@ -177,6 +131,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
         model_id=bundle_id, settings={"template": spec.template, "encode_preset": spec.config.encode_preset},
         s3=s3, ledger=ledger_name, job_id=job_id, encode_preset=spec.config.encode_preset,
         windows_per_call=spec.config.windows_per_call, precision=spec.config.precision,
+        max_attempts=spec.config.max_attempts,
     )
     reports: dict[str, ClipReport] = {}
     invalid = [ClipReport.for_invalid_row(r.line, r.clip_id, r.reason) for r in catalog.invalid]
@@ -250,8 +205,9 @@ def run_job(spec: JobSpec) -> JobOutcome:
 
         data_context = DataContext.get_current()
         data_context.enable_progress_bars = False
-        # A block whose worker died max_attempts times is dropped, not fatal: its clips are
-        # reported lost below (with the reason the ledger knows) and every other clip goes on.
+        # A block that fails (its output lost with a node, a task Ray gives up on) is dropped, not
+        # fatal: its clips are reported lost below (where the ledger saw them last) and every
+        # other clip goes on.
         data_context.max_errored_blocks = -1
         try:
             _stream(build_dataset(items, ctx, spec.config))
@@ -263,12 +219,14 @@ def run_job(spec: JobSpec) -> JobOutcome:
         except Exception as exc:  # noqa: BLE001
             job_error = job_error or f"{type(exc).__name__}: {exc}"
     # Every row gets a report: a clip with no result was lost where the ledger saw it last.
+    from lsray.batch.ledger import lost_reason
+
     last_seen = ray.get(ledger.last_seen.remote())
     dead = frozenset(n["NodeID"] for n in ray.nodes() if not n["Alive"])
     for r in catalog.rows:
         if r.clip_id in reports:
             continue
-        reason = lost_reason(last_seen.get(r.clip_id), spec.config.max_attempts, job_error, dead)
+        reason = lost_reason(last_seen.get(r.clip_id), job_error, dead)
         entry = waiting.get(r.clip_id)
         if entry is not None:
             count = next(iter(entry["segments"].values())).count
@@ -290,7 +248,6 @@ def run_job(spec: JobSpec) -> JobOutcome:
     summary = write_report(spec.out, ordered, wall_seconds=wall)
     text = metrics.text()
     metrics.close()
-    stop_stage_actors(job_id)
     ray.kill(ledger)
     if started_here:
         ray.shutdown()

@@ -21,6 +21,8 @@ from collections import defaultdict
 from typing import Any
 
 logger = logging.getLogger(__name__)
+#: Stages whose units are a clip's shards (the others work on whole clips).
+SHARD_STAGES = ("audio", "sample", "render")
 #: How long a unit waits for the ledger to record its start (it may be restarting).
 LEDGER_TIMEOUT_S = 60.0
 
@@ -30,19 +32,24 @@ class AttemptLedger:
 
     def __init__(self) -> None:
         self.starts: dict[tuple[str, str, int], int] = defaultdict(int)
+        self.deaths: dict[tuple[str, str, int], int] = defaultdict(int)  # starts whose worker died under them
         self.running: dict[tuple[str, str, int], dict[str, Any]] = {}
         self.last: dict[str, tuple[str, int, str]] = {}  # clip -> (stage, unit, node) it last started
         self.nodes: dict[str, set[str]] = defaultdict(set)
         self.pids: dict[str, set[int]] = defaultdict(set)
 
     def start(self, stage: str, clip_id: str, unit: int, node_id: str, pid: int) -> int:
+        """Record an attempt; returns how many earlier attempts of this unit died unfinished (a
+        re-run after a finished attempt, e.g. another row of its batch died, is no death)."""
         key = (stage, clip_id, unit)
+        if key in self.running:
+            self.deaths[key] += 1
         self.starts[key] += 1
         self.running[key] = {"pid": pid, "node_id": node_id}
         self.last[clip_id] = (stage, unit, node_id)
         self.nodes[stage].add(node_id)
         self.pids[stage].add(pid)
-        return self.starts[key]
+        return self.deaths[key]
 
     def finish(self, stage: str, clip_id: str, unit: int) -> None:
         self.running.pop((stage, clip_id, unit), None)
@@ -97,15 +104,56 @@ class LedgerClient:
         self.node_id = ray.get_runtime_context().get_node_id()
         self.pid = os.getpid()
 
-    def start(self, stage: str, clip_id: str, unit: int) -> None:
-        if self.handle is not None:
-            import ray
+    def start(self, stage: str, clip_id: str, unit: int) -> int:
+        """Record the attempt before the work runs; returns the unit's earlier deaths (0 when
+        the ledger cannot be reached: the work then runs, uncounted)."""
+        if self.handle is None:
+            return 0
+        import ray
 
-            try:  # waited for: the attempt must be on record before the work can die
-                ray.get(self.handle.start.remote(stage, clip_id, unit, self.node_id, self.pid), timeout=LEDGER_TIMEOUT_S)
-            except (ray.exceptions.RayError, TimeoutError) as exc:  # bookkeeping only: never fail the work for it
-                logger.warning("attempt ledger unreachable (%s); %s of %s not counted", exc, stage, clip_id)
+        try:  # waited for: the attempt must be on record before the work can die
+            return ray.get(self.handle.start.remote(stage, clip_id, unit, self.node_id, self.pid),
+                           timeout=LEDGER_TIMEOUT_S)
+        except (ray.exceptions.RayError, TimeoutError) as exc:  # bookkeeping only: never fail the work for it
+            logger.warning("attempt ledger unreachable (%s); %s of %s not counted", exc, stage, clip_id)
+            return 0
 
     def finish(self, stage: str, clip_id: str, unit: int) -> None:
         if self.handle is not None:
             self.handle.finish.remote(stage, clip_id, unit)
+
+
+# ---------------------------------------------------------------------------------------------
+# what a clip's report row says when it was given up on or lost
+# ---------------------------------------------------------------------------------------------
+RETRY = "rerun the job to retry this clip"
+
+
+def unit_name(stage: str, unit: int) -> str:
+    return stage + (f" of shard {unit}" if stage in SHARD_STAGES else "")
+
+
+def given_up(stage: str, unit: int, deaths: int) -> str:
+    """The error of a unit whose worker died under it ``deaths`` times (= ``max_attempts``)."""
+    return f"{unit_name(stage, unit)} did not finish: its worker died under it {deaths} time(s), the most allowed; {RETRY}"
+
+
+def lost_reason(unit: dict[str, Any] | None, job_error: str | None, dead_nodes: frozenset[str] = frozenset()) -> str:
+    """Why a clip has no result, from the unit of it the ledger saw start last
+    (:meth:`AttemptLedger.last_seen`): a node that left with it or with its output, a batch that
+    failed with it; or the job's own failure."""
+    if unit is None:
+        if job_error is not None:
+            return f"not finished when the job's pipeline stopped ({job_error}); {RETRY}"
+        return f"never started: lost with a batch that failed; {RETRY}"
+    what, node = unit_name(unit["stage"], unit["unit"]), unit["node_id"][:12]
+    gone = unit["node_id"] in dead_nodes
+    if unit["finished"] and gone:
+        return f"{what} finished on node {node}, which then left the cluster with its output; {RETRY}"
+    if unit["finished"]:
+        return f"{what} finished but its output was lost with a batch that failed; {RETRY}"
+    if gone:
+        return f"{what} was lost with node {node}, which left the cluster ({unit['attempts']} attempt(s)); {RETRY}"
+    if job_error is not None:
+        return f"{what} was running when the job's pipeline stopped ({job_error}); {RETRY}"
+    return f"{what} did not finish ({unit['attempts']} attempt(s), last on node {node}); {RETRY}"
