@@ -219,7 +219,7 @@ class SampleWorker(ShardWorkerBase):
                 todo.append(i)
         t0 = time.perf_counter()
         try:
-            shards = self.flow.sample([decoded[i][2][1] for i in todo], max_windows=self.ctx.windows_per_call)
+            shards = self.flow.sample([decoded[i][2][1] for i in todo], max_windows=self.ctx.windows_per_call) if todo else []
             results = [[encode("shard", decoded[i][0], (decoded[i][2][0], shard))] for i, shard in zip(todo, shards)]
         except Exception:  # noqa: BLE001 - one bad shard: redo them one by one to isolate it
             results = [self.attempt(decoded[i][2][0], decoded[i][2]) for i in todo]
