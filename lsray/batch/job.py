@@ -96,11 +96,17 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
     return ds
 
 
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message`` (Ray's errors carry whole remote tracebacks)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
+
+
 def run_job(spec: JobSpec) -> JobOutcome:
     """Dub a catalog; returns the outcome after the report is written (never raises for a clip)."""
     from lsray.batch.actors import WorkerContext, assemble_clip, report_row
     from lsray.batch.cluster import connect
-    from lsray.batch.ledger import create_ledger
+    from lsray.batch.ledger import create_ledger, lost_reason
     from lsray.batch.metrics import DriverMetrics
     from lsray.batch.records import ClipTicket, decode, encode
     from lsray.bundle.identity import model_id
@@ -169,9 +175,8 @@ def run_job(spec: JobSpec) -> JobOutcome:
             try:
                 finish(ray.get(ready[0]))
             except ray.exceptions.RayError as exc:  # its worker died max_attempts times, or its node is gone
-                reason = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
                 finish(report_row(ticket, "error", error=f"assemble did not finish after {spec.config.max_attempts} "
-                                                         f"attempt(s): {type(exc).__name__}: {reason}"))
+                                                         f"attempt(s): {first_line(exc)}"))
             if not block:
                 continue
             return
@@ -212,15 +217,13 @@ def run_job(spec: JobSpec) -> JobOutcome:
         try:
             _stream(build_dataset(items, ctx, spec.config))
         except Exception as exc:  # noqa: BLE001 - whatever stopped the stream, the report is written
-            job_error = f"{type(exc).__name__}: {str(exc).strip().splitlines()[0] if str(exc).strip() else ''}"
+            job_error = first_line(exc)
         try:
             while inflight:
                 collect(block=True)
         except Exception as exc:  # noqa: BLE001
-            job_error = job_error or f"{type(exc).__name__}: {exc}"
+            job_error = job_error or first_line(exc)
     # Every row gets a report: a clip with no result was lost where the ledger saw it last.
-    from lsray.batch.ledger import lost_reason
-
     last_seen = ray.get(ledger.last_seen.remote())
     dead = frozenset(n["NodeID"] for n in ray.nodes() if not n["Alive"])
     for r in catalog.rows:
