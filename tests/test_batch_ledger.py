@@ -35,3 +35,34 @@ def test_each_way_of_being_lost_has_its_reason():
     assert "was running when the job's pipeline stopped" in lost_reason(unit, "RuntimeError: boom")
     for reason in (lost_reason(unit, None), lost_reason(None, None), lost_reason(done, None, gone)):
         assert reason.endswith("rerun the job to retry this clip")
+
+
+def test_a_stalled_pipeline_stops_the_wait_and_errors_pass_through():
+    import threading
+    import time
+
+    import pytest
+
+    from lsray.batch.job import Stalled, watched
+
+    hang = threading.Event()
+
+    def rows():
+        yield 1
+        yield 2
+        hang.wait()  # a stage no node can host: Ray Data would wait forever
+
+    got, t0 = [], time.monotonic()
+    with pytest.raises(Stalled, match="no progress for 0.5 s"):
+        for row in watched(rows(), 0.5):
+            got.append(row)
+    assert got == [1, 2] and time.monotonic() - t0 < 5
+    hang.set()
+
+    def broken():
+        yield "a"
+        raise ValueError("boom")
+
+    with pytest.raises(ValueError, match="boom"):
+        list(watched(broken(), 5))
+    assert list(watched(iter(range(3)), 5)) == [0, 1, 2]

@@ -86,6 +86,10 @@ class BatchConfig(BaseModel):
     #: run when its worker dies under it (actor killed, node lost); then that clip is reported
     #: failed with the reason and the job goes on with the others. Dead actors are restarted.
     max_attempts: int = Field(3, ge=1)
+    #: A job whose pipeline gives no row for this long stops waiting and writes its report (the
+    #: clips not finished are reported with the reason): e.g. the only node with a stage's
+    #: resources left and nothing replaces it. Generous: one row can be a long clip's last shard.
+    stall_timeout_s: float = Field(1800.0, gt=0)
     encode_preset: str = "veryfast"
     #: Sample stage: windows (of the shards in one batch) denoised per UNet call; results do not
     #: depend on it (LipSyncUNet is batch-invariant), memory and accelerator use do.

@@ -21,7 +21,7 @@ import sys
 import time
 import uuid
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, Iterable, Iterator
 
 from lsray.batch.config import BatchConfig
 from lsray.pipeline.options import DubOptions
@@ -94,6 +94,41 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
     ds = ds.map_batches(SampleWorker, **batch("sample"), **pool("sample"))  # 4
     ds = ds.map_batches(RenderWorker, **batch("render"), **pool("render"))  # 5
     return ds
+
+
+class Stalled(RuntimeError):
+    """The pipeline gave no row for longer than ``BatchConfig.stall_timeout_s``."""
+
+
+def watched(rows: Iterable[Any], timeout_s: float) -> Iterator[Any]:
+    """``rows``, pulled on a daemon thread; raises :class:`Stalled` when none arrives within
+    ``timeout_s``. Ray Data waits forever for an actor no node can host any more; the job must
+    not: it stops, and reports what did not finish (the abandoned thread ends with the driver)."""
+    import queue
+    import threading
+
+    box: queue.Queue = queue.Queue(maxsize=1)
+    done = object()
+
+    def pull() -> None:
+        try:
+            for row in rows:
+                box.put(("row", row))
+            box.put(("end", done))
+        except BaseException as exc:  # noqa: BLE001 - handed to the consumer
+            box.put(("error", exc))
+
+    threading.Thread(target=pull, name="lsray-rows", daemon=True).start()
+    while True:
+        try:
+            kind, item = box.get(timeout=timeout_s)
+        except queue.Empty:
+            raise Stalled(f"no progress for {timeout_s:g} s (a stage whose resources no node offers any more?)") from None
+        if kind == "end":
+            return
+        if kind == "error":
+            raise item
+        yield item
 
 
 def first_line(exc: BaseException) -> str:
@@ -183,7 +218,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
 
     def _stream(ds: Any) -> None:
         """Take the pipeline's rows as they come: reports, and segments until a clip's are all in."""
-        for row in ds.iter_rows():
+        for row in watched(ds.iter_rows(), spec.config.stall_timeout_s):
             clip_id, kind, payload = decode(row)
             if kind == "report":
                 finish(row)
