@@ -217,6 +217,7 @@ def live(ray_cluster, tiny_bundle, tmp_path_factory):
     from ray import serve
 
     from lsray.serve import deploy
+    from serving import job_service_config
     from talking import write_dub, write_face_clip
 
     root = tmp_path_factory.mktemp("store-inputs")
@@ -228,25 +229,11 @@ def live(ray_cluster, tiny_bundle, tmp_path_factory):
     threading.Thread(target=hooks.serve_forever, daemon=True).start()
     outputs, staging = tmp_path_factory.mktemp("store-outputs"), tmp_path_factory.mktemp("store-staging")
     db = tmp_path_factory.mktemp("store-db") / "jobs.db"
-    one = {"autoscaling_config": {"min_replicas": 1, "max_replicas": 1, "target_ongoing_requests": 2}}
-    config = deploy.with_overrides(
-        deploy.load_config(),
-        http={"host": "127.0.0.1", "port": _free_port()},
-        args={
-            "bundle": str(tiny_bundle), "storage_roots": [str(root)], "api_keys": [KEY],
-            "tenants": [{"name": "a", "keys": [KEY_A], "max_active_jobs": 1},
-                        {"name": "b", "keys": [KEY_B], "rate_per_minute": 2},
-                        {"name": "ops", "keys": [KEY_ADMIN], "admin": True}],
-            "job_store": {"url": f"sqlite:///{db}", "lease_s": 6, "max_attempts": 3, "poll_s": 0.3},
-            "output_root": str(outputs), "staging_root": str(staging), "torch_threads": 1,
-            "encode_preset": "ultrafast",
-            "limits": {"max_running_jobs": 1, "max_pending_jobs": 8, "retry_after_s": 2},
-            "webhooks": {"allowlist": [f"http://127.0.0.1:{hooks.server_address[1]}"], "allow_http": True,
-                         "secret": SECRET, "backoff_s": 0.2, "max_attempts": 3},
-        },
-        deployments={"Ingress": one, "PrepareDeployment": one, "AudioDeployment": one, "SampleDeployment": one,
-                     "RenderDeployment": one},
-    )
+    config = job_service_config(
+        bundle=tiny_bundle, inputs=root, outputs=outputs, staging=staging, db=db, hook_port=hooks.server_address[1],
+        key=KEY, secret=SECRET, tenants=[{"name": "a", "keys": [KEY_A], "max_active_jobs": 1},
+                                         {"name": "b", "keys": [KEY_B], "rate_per_minute": 2},
+                                         {"name": "ops", "keys": [KEY_ADMIN], "admin": True}])
     assert next(d for d in config["applications"][0]["deployments"] if d["name"] == "JobManager")["num_replicas"] == 2
     url = deploy.deploy(config, timeout_s=900)  # six deployments on a shared 2-core machine can take minutes
     yield {"url": url, "media": media, "outputs": outputs, "staging": staging, "db": f"sqlite:///{db}",
@@ -254,14 +241,6 @@ def live(ray_cluster, tiny_bundle, tmp_path_factory):
     serve.shutdown()
     hooks.shutdown()
     hooks.server_close()
-
-
-def _free_port() -> int:
-    import socket
-
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
 
 
 def auth(key: str) -> dict:
@@ -293,9 +272,9 @@ def test_job_survives_its_runner_being_killed(live) -> None:
     """A job whose JobManager replica is killed mid-run is re-run by a live replica once the
     lease expires: done, one output at result_uri, no attempt files left, one webhook."""
     import ray
-    from ray.util.state import list_actors
 
     from lsray.media import count_frames
+    from serving import lease_owner_pid, replica_actors
 
     Hooks.received.clear()
     r = requests.post(f"{live['url']}/v1/jobs", json=_clip(live, short=False, webhook_url=live["hook"]),
@@ -307,22 +286,11 @@ def test_job_survives_its_runner_being_killed(live) -> None:
     while (rec := store.get(job_id)).status != "running" or store.work(job_id) is None:
         assert time.monotonic() < deadline and rec.status == "queued", rec
         time.sleep(0.1)
-    with store.engine.connect() as conn:
-        import sqlalchemy as sa
-
-        from lsray.serve.store import jobs
-
-        owner = conn.execute(sa.select(jobs.c.lease_owner).where(jobs.c.id == job_id)).scalar_one()
-    pid = int(owner.split(":")[1])
-    for _ in range(20):  # the state API may answer partially on a loaded machine: ask again
-        victim = [a for a in list_actors(filters=[("state", "=", "ALIVE")], limit=10_000)
-                  if a.pid == pid and "JobManager" in (a.class_name or "") + (a.name or "")]
-        if victim:
-            break
-        time.sleep(1)
+    owner = lease_owner_pid(live["db"], job_id)
+    victim = replica_actors("JobManager", pid=owner)
     assert len(victim) == 1, (owner, victim)
     t_kill = time.monotonic()
-    ray.kill(ray.get_actor(victim[0].name, namespace="serve"), no_restart=False)
+    ray.kill(ray.get_actor(victim[0], namespace="serve"), no_restart=False)
     rec = _wait(live, job_id, KEY)
     print(f"job re-run after its runner was killed: {rec['attempt']} attempts, done "
           f"{time.monotonic() - t_kill:.1f} s after the kill")
