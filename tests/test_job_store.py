@@ -167,6 +167,36 @@ def test_webhook_claimed_once(store) -> None:
     assert hook.delivered and hook.attempts == 1
 
 
+def test_a_released_attempt_runs_again_and_its_reason_is_kept(store) -> None:
+    """A stage replica died under an attempt: the runner releases it, the job runs again at
+    once, and when the attempts are used up the failure says what the last one died of."""
+    job = add(store, "a")[0]
+    t = time.time()
+    claim, _ = store.claim("r1", 60, 2, now=t)
+    assert store.release(job, "r1", 1, "RayActorError: the sample replica died")
+    assert not store.release(job, "r1", 1, "again")  # no longer held
+    again, _ = store.claim("r2", 60, 2, now=t + 1)  # at once, not after the 60 s lease
+    assert again.attempt == 2 and store.get(job).error is None
+    store.release(job, "r2", 2, "RayActorError: the render replica died")
+    claim, failed = store.claim("r3", 60, 2, now=t + 2)
+    assert claim is None and failed == [job]
+    rec = store.get(job)
+    assert rec.status == "failed" and "the last: RayActorError: the render replica died" in rec.error
+
+
+def test_a_webhook_whose_sender_died_is_sent_again_after_its_window(store) -> None:
+    job = add(store, "a", webhook="http://127.0.0.1:1/h")[0]
+    store.claim("r", 60, 3)
+    store.finish(job, "r", 1, "failed", error="bad input")
+    t = time.time()
+    assert store.claim_webhook(job, 30, now=t) is not None  # this sender dies before webhook_sent
+    assert store.webhooks_due(now=t + 29) == [] and store.claim_webhook(job, 30, now=t + 29) is None
+    assert store.webhooks_due(now=t + 31) == [job]
+    assert store.claim_webhook(job, 30, now=t + 31).status == "failed"  # another sender takes it over
+    store.webhook_sent(job, True, 1, None)
+    assert store.webhooks_due(now=t + 1000) == [] and store.get(job).webhook.delivered
+
+
 def test_forget_old_keeps_the_newest_finished(store) -> None:
     ids = add(store, "a", 4)
     for job in ids[:3]:

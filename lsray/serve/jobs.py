@@ -174,7 +174,7 @@ class JobManager:
                         break
                     self.tasks[claim.record.id] = asyncio.create_task(self._run(claim))
                 for job_id in await self._db(self.store.webhooks_due):
-                    rec = await self._db(self.store.claim_webhook, job_id)
+                    rec = await self._db(self.store.claim_webhook, job_id, self.settings.webhooks.send_window_s())
                     if rec is not None:
                         asyncio.create_task(self._notify(rec))
             except Exception as exc:  # noqa: BLE001
@@ -245,9 +245,16 @@ class JobManager:
             fields = None               # write nothing (a stopping replica's job is re-run once its lease expires)
         except ClipFailed as exc:
             fields = dict(status="failed", error=str(exc).splitlines()[-1] if str(exc) else "failed")
-        except Exception as exc:  # a bug or an infrastructure failure: record it, keep serving
-            fields = dict(status="failed",
-                          error=f"internal error: {type(exc).__name__}: {str(exc).splitlines()[-1] if str(exc) else ''}")
+        except Exception as exc:  # noqa: BLE001 - keep serving whatever happened
+            if _machinery_failed(exc):
+                # A stage replica died under this attempt: not the clip's fault. Give the attempt
+                # up so the job runs again (a new attempt, up to max_attempts), as after a lost runner.
+                fields = None
+                await self._db(self.store.release, job_id, self.owner, attempt,
+                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+            else:  # a bug: record it
+                fields = dict(status="failed",
+                              error=f"internal error: {type(exc).__name__}: {str(exc).splitlines()[-1] if str(exc) else ''}")
         finally:
             heartbeat.cancel()
         ended = fields is not None and not state.get("lost") and await self._db(self.store.finish, job_id, self.owner, attempt, **fields)
@@ -275,6 +282,18 @@ class JobManager:
             deliver, rec.webhook.url, body, secret, max_attempts=hooks.max_attempts, backoff_s=hooks.backoff_s,
             timeout_s=hooks.timeout_s)
         await self._db(self.store.webhook_sent, rec.id, ok, attempts, error or None)
+
+
+def _machinery_failed(exc: BaseException) -> bool:
+    """Whether an attempt failed because a Ray process under it went away (a replica killed or
+    lost with its node), as opposed to an error in lsray's own code, which a re-run would repeat."""
+    import ray
+    from ray.serve.exceptions import RayServeException
+
+    if isinstance(exc, ray.exceptions.RayTaskError):  # an exception raised by code inside a replica
+        return False
+    return isinstance(exc, (ray.exceptions.RayActorError, ray.exceptions.ActorUnavailableError,
+                            ray.exceptions.ObjectLostError, RayServeException))
 
 
 def _publish(attempt_uri: str, final: str) -> None:

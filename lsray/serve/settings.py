@@ -44,6 +44,11 @@ class Webhooks(BaseModel):
     backoff_s: float = Field(default=1.0, gt=0, description="first retry delay; doubles each attempt")
     timeout_s: float = Field(default=10.0, gt=0)
 
+    def send_window_s(self) -> float:
+        """How long a claimed webhook is its sender's: every attempt timing out, with its
+        backoffs, plus a margin; after that a sender that died is assumed gone."""
+        return self.max_attempts * self.timeout_s + self.backoff_s * (2 ** self.max_attempts) + 60.0
+
     @model_validator(mode="after")
     def _https_only(self) -> "Webhooks":
         for entry in self.allowlist:

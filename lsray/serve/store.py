@@ -254,16 +254,17 @@ class JobStore:
                 if row is None:
                     return None, failed
                 if row.status == "running" and row.attempt >= max_attempts:
+                    last = f"; the last: {row.error}" if row.error else ""
                     conn.execute(jobs.update().where(jobs.c.id == row.id).values(
                         status="failed", finished_at=now, lease_owner=None, lease_expires=None,
                         error=f"runner lost {row.attempt} times (the last lease expired at "
-                              f"{row.lease_expires:.0f}); gave up after {max_attempts} attempts"))
+                              f"{row.lease_expires:.0f}{last}); gave up after {max_attempts} attempts"))
                     failed.append(row.id)
                     continue
                 attempt = row.attempt + 1
                 done = conn.execute(jobs.update().where(jobs.c.id == row.id, claimable).values(
                     status="running", attempt=attempt, lease_owner=owner, lease_expires=now + lease_s,
-                    started_at=now, progress=0.0, frames_done=0, frames_total=None))
+                    started_at=now, progress=0.0, frames_done=0, frames_total=None, error=None))
                 if done.rowcount != 1:  # taken between our read and write (cannot happen under the lock)
                     continue
                 rec = _record(row).model_copy(update={"status": "running", "attempt": attempt, "started_at": now,
@@ -280,6 +281,15 @@ class JobStore:
         with self._tx() as conn:
             res = conn.execute(jobs.update().where(self._held(job_id, owner, attempt))
                                .values(lease_expires=time.time() + lease_s, **progress))
+            return res.rowcount == 1
+
+    def release(self, job_id: str, owner: str, attempt: int, error: str) -> bool:
+        """Give the attempt up now (its lease expires at once) so the next claim runs the job
+        again, or fails it with ``error`` once its attempts are used up: for failures of the
+        machinery (a stage replica that died), never of the clip."""
+        with self._tx() as conn:
+            res = conn.execute(jobs.update().where(self._held(job_id, owner, attempt)).values(lease_expires=0.0, lease_owner=None,
+                                                                                              error=error))
             return res.rowcount == 1
 
     def finish(self, job_id: str, owner: str, attempt: int, status: str, **fields: Any) -> bool:
@@ -300,19 +310,28 @@ class JobStore:
         return _record(row) if row else None
 
     # -- webhooks ------------------------------------------------------------------------------------
-    def webhooks_due(self, limit: int = 16) -> list[str]:
-        """Finished (done / failed) jobs whose webhook nobody has started sending."""
-        with self.engine.connect() as conn:
-            return conn.execute(sa.select(jobs.c.id).where(jobs.c.webhook_state == "pending",
-                                                           jobs.c.status.in_(("done", "failed")))
-                                .limit(limit)).scalars().all()
+    @staticmethod
+    def _webhook_claimable(now: float):
+        """Not started, or started by a sender that died before saying how it went (a finished
+        job's lease column holds the sender's deadline)."""
+        return sa.and_(jobs.c.status.in_(("done", "failed")), sa.or_(
+            jobs.c.webhook_state == "pending",
+            sa.and_(jobs.c.webhook_state == "sending", jobs.c.lease_expires < now)))
 
-    def claim_webhook(self, job_id: str) -> JobRecord | None:
-        """Mark the webhook ``sending``; the record if this caller won it (it then sends it, once)."""
+    def webhooks_due(self, limit: int = 16, now: float | None = None) -> list[str]:
+        """Finished (done / failed) jobs whose webhook nobody is sending."""
+        now = time.time() if now is None else now
+        with self.engine.connect() as conn:
+            return conn.execute(sa.select(jobs.c.id).where(self._webhook_claimable(now)).limit(limit)).scalars().all()
+
+    def claim_webhook(self, job_id: str, send_window_s: float = 600.0, now: float | None = None) -> JobRecord | None:
+        """Mark the webhook ``sending`` for ``send_window_s``; the record if this caller won it (it
+        then sends it). A sender that dies mid-way leaves it claimable again after the window, so
+        a webhook is never lost; it may then be sent twice, and is marked delivered once."""
+        now = time.time() if now is None else now
         with self._tx() as conn:
-            res = conn.execute(jobs.update().where(jobs.c.id == job_id, jobs.c.webhook_state == "pending",
-                                                   jobs.c.status.in_(("done", "failed")))
-                               .values(webhook_state="sending"))
+            res = conn.execute(jobs.update().where(jobs.c.id == job_id, self._webhook_claimable(now))
+                               .values(webhook_state="sending", lease_expires=now + send_window_s))
             if res.rowcount != 1:
                 return None
             return _record(conn.execute(sa.select(jobs).where(jobs.c.id == job_id)).one())
@@ -320,7 +339,8 @@ class JobStore:
     def webhook_sent(self, job_id: str, delivered: bool, attempts: int, error: str | None) -> None:
         with self._tx() as conn:
             conn.execute(jobs.update().where(jobs.c.id == job_id).values(
-                webhook_state="delivered" if delivered else "failed", webhook_attempts=attempts, webhook_error=error))
+                webhook_state="delivered" if delivered else "failed", webhook_attempts=attempts, webhook_error=error,
+                lease_expires=None))
 
     def dispose(self) -> None:
         self.engine.dispose()
