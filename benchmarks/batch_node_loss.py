@@ -86,6 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from lsray.batch.config import load_batch_config
     from lsray.batch.job import JobSpec, run_job
     from lsray.pipeline.options import DubOptions
+    from lsray.storage import write_bytes
     from lsray.train.tiny import make_tiny_bundle
 
     tmp = Path(tempfile.mkdtemp(prefix="lsray-node-loss-"))
@@ -136,8 +137,7 @@ def main(argv: list[str] | None = None) -> int:
             "broken_rows_reported_as_expected": all(first[k]["status"] == s for k, s in broken.items()),
         }
         if args.out:  # the first run's figures stand on their own
-            args.out.parent.mkdir(parents=True, exist_ok=True)
-            args.out.write_text(json.dumps(result, indent=2) + "\n")
+            write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())
         # The rerun from a fresh driver, as a user reruns `lsray dub`: actors of the first run
         # that were left restarting for the lost node die with its driver instead of holding
         # the resources the rerun needs.
@@ -153,8 +153,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.shutdown()
     print(json.dumps(result, indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
     return 0
 
 

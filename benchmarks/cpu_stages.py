@@ -113,14 +113,12 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.seconds, args.face, args.preset)
     print(f"CPU steps: {result['cpu_steps_ms_per_frame_per_core']:.1f} ms per frame per core (goal <= {GOAL_MS:g})",
           file=sys.stderr)
-    text = json.dumps(result, indent=2)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".partial")
-        tmp.write_text(text + "\n")
-        tmp.replace(args.out)
+        from lsray.storage import write_bytes
+
+        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
     else:
-        print(text)
+        print(json.dumps(result, indent=2))
     return 0
 
 

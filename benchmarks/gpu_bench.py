@@ -132,14 +132,12 @@ def main(argv: list[str] | None = None) -> int:
     result = run(args.quick)
     if result["gpu"] is None:
         print("no CUDA device: measured no GPU (small config on the CPU)", file=sys.stderr)
-    text = json.dumps(result, indent=2)
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        tmp = args.out.with_suffix(".partial")
-        tmp.write_text(text + "\n")
-        tmp.replace(args.out)
+        from lsray.storage import write_bytes
+
+        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
     else:
-        print(text)
+        print(json.dumps(result, indent=2))
     return 0
 
 

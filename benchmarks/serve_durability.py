@@ -272,8 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(json.dumps(result, indent=2))
     if args.out:
-        args.out.parent.mkdir(parents=True, exist_ok=True)
-        args.out.write_text(json.dumps(result, indent=2) + "\n")
+        from lsray.storage import write_bytes
+
+        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
     return 0
 
 

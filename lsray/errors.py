@@ -37,3 +37,10 @@ class MediaError(LsrayError):
         self.path = str(path)
         self.problem = problem
         super().__init__(f"{self.path}: {problem}")
+
+
+def first_line(exc: BaseException) -> str:
+    """``Type: first line of the message``, for a report or a job record (Ray's errors carry
+    whole remote tracebacks)."""
+    text = str(exc).strip()
+    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__

@@ -131,12 +131,6 @@ def watched(rows: Iterable[Any], timeout_s: float) -> Iterator[Any]:
         yield item
 
 
-def first_line(exc: BaseException) -> str:
-    """``Type: first line of the message`` (Ray's errors carry whole remote tracebacks)."""
-    text = str(exc).strip()
-    return f"{type(exc).__name__}: {text.splitlines()[0]}" if text else type(exc).__name__
-
-
 def run_job(spec: JobSpec) -> JobOutcome:
     """Dub a catalog; returns the outcome after the report is written (never raises for a clip)."""
     from lsray.batch.actors import WorkerContext, assemble_clip, report_row
@@ -147,6 +141,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
     from lsray.bundle.identity import model_id
     from lsray.storage import delete_prefix
     from lsray.catalog import read_catalog, validate_template
+    from lsray.errors import first_line
     from lsray.report import ClipReport, write_report
     from lsray.storage import default_s3_config, join, set_default_s3_config
 

@@ -30,8 +30,7 @@ import yaml
 
 from lsray.errors import LsrayError
 from lsray.k8s import K8S_DIR
-
-SERVE_YAML = Path(__file__).resolve().parents[1] / "serve" / "serve.yaml"
+from lsray.serve.deploy import DEFAULT_CONFIG as SERVE_YAML  # the one serve.yaml, package data
 OVERRIDES_FILE = "serve-overrides.yaml"
 GENERATED_FILE = "serve-config.generated.yaml"
 RAYSERVICE_NAME = "lsray-serve"

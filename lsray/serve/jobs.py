@@ -29,6 +29,7 @@ from typing import Any
 
 from ray import serve
 
+from lsray.errors import first_line
 from lsray.serve.loopback import keep_replica_grpc_on_loopback
 from lsray.serve.records import TERMINAL, JobRecord, JobStatus, WebhookState  # noqa: F401  (re-exported)
 from lsray.serve.settings import ServeSettings, Throughput
@@ -250,8 +251,7 @@ class JobManager:
                 # A stage replica died under this attempt: not the clip's fault. Give the attempt
                 # up so the job runs again (a new attempt, up to max_attempts), as after a lost runner.
                 fields = None
-                await self._db(self.store.release, job_id, self.owner, attempt,
-                               f"{type(exc).__name__}: {str(exc).splitlines()[0] if str(exc) else ''}")
+                await self._db(self.store.release, job_id, self.owner, attempt, first_line(exc))
             else:  # a bug: record it
                 fields = dict(status="failed",
                               error=f"internal error: {type(exc).__name__}: {str(exc).splitlines()[-1] if str(exc) else ''}")
