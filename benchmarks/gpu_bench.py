@@ -3,7 +3,9 @@
 On a CUDA machine: LatentSync's full-size stage-2 UNet (block widths 320/640/1280/1280, random
 weights: speed does not depend on them) at 256 and 512 crops, for DDIM 20 + CFG (upstream's
 default), DPM-Solver++ 10 + CFG, DDIM 20 + CFG with DeepCache (full UNet one step in 3), LCM 4
-and LCM 1, in fp32 and fp16, with 1 / 4 / 8 windows per UNet call: frames/s and peak GPU memory.
+and LCM 1, in fp32 and fp16, with 1 / 4 / 8 windows per UNet call: frames/s and peak GPU memory;
+and ``torch.compile`` of the UNet (``--compile`` in lsray) against eager for DDIM 20 + CFG and LCM 1
+at one window per call (``compile_s``: the first call's extra seconds, what a worker pays once).
 
 Without CUDA it runs the same code on a small config on the CPU (fp32 and bf16), says that no
 GPU was measured, and finishes in a minute: the CPU table of the README (speed ratios between
@@ -103,6 +105,8 @@ def run(quick: bool) -> dict:
                         rows.append({"size": size, "precision": precision, "sampler": name, "windows_per_call": windows, **r})
                         print(f"{size:4d} {precision:5s} {name:24s} x{windows}: {r['frames_per_s']:8.2f} frames/s"
                               + (f", {r['peak_gpu_mib']:.0f} MiB" if "peak_gpu_mib" in r else ""), file=sys.stderr)
+                if not quick:
+                    rows += compiled_rows(unet, samplers, lcm, size, precision, device, repeats)
                 del unet
     return {
         "gpu": torch.cuda.get_device_name(0) if cuda else None,
@@ -111,6 +115,22 @@ def run(quick: bool) -> dict:
         "torch": torch.__version__, "cpu": platform.processor() or platform.machine(), "threads": torch.get_num_threads(),
         "rows": rows, "speedups_vs_ddim20_cfg": speedups(rows),
     }
+
+
+def compiled_rows(unet, samplers, lcm: bool, size: int, precision: str, device: torch.device,
+                  repeats: int) -> list[dict]:
+    """DDIM 20 + CFG (or LCM 1 on a student) with the UNet under torch.compile, one window per
+    call; ``compile_s`` is the first call's time over a warm eager call's."""
+    name, sampler, steps, guidance, deep_cache = next(s for s in samplers if s[0] == ("lcm1" if lcm else "ddim20+cfg"))
+    torch._dynamo.reset()
+    unet.compile()
+    t0 = time.perf_counter()
+    r = time_window(unet, sampler, steps, guidance, deep_cache, size, 1, device, repeats)
+    first = time.perf_counter() - t0 - repeats * r["seconds_per_call"]  # the warm-up call, compile included
+    r["compile_s"] = first - r["seconds_per_call"]
+    print(f"{size:4d} {precision:5s} {name + '+compile':24s} x1: {r['frames_per_s']:8.2f} frames/s, "
+          f"compiled in {r['compile_s']:.0f} s", file=sys.stderr)
+    return [{"size": size, "precision": precision, "sampler": name + "+compile", "windows_per_call": 1, **r}]
 
 
 def speedups(rows: list[dict]) -> dict:

@@ -41,6 +41,7 @@ class WorkerContext:
     encode_preset: str = "veryfast"
     windows_per_call: int = 4  # sample: windows of a batch's shards denoised per UNet call
     precision: str | None = None  # sample: lsray.precision name (None: the bundle's)
+    compile_unet: bool = False  # sample: torch.compile the UNet
     max_attempts: int = 3  # a unit whose worker died under it this often is given up (BatchConfig.max_attempts)
 
     def flow(self):
@@ -48,7 +49,7 @@ class WorkerContext:
         from lsray.pipeline.flow import ClipFlow
 
         return ClipFlow(self.bundle, staging_root=self.staging_root, encode_preset=self.encode_preset, s3=self.s3,
-                        precision=self.precision)
+                        precision=self.precision, compile_unet=self.compile_unet)
 
 
 def error_message(stage: str, exc: BaseException) -> str:

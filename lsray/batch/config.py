@@ -96,6 +96,8 @@ class BatchConfig(BaseModel):
     windows_per_call: int = Field(4, ge=1)
     #: Sample stage precision (lsray.precision; None: the bundle's, auto = fp16 on CUDA, fp32 on CPU).
     precision: Precision | None = None
+    #: Sample stage: torch.compile the UNet (each sample actor compiles once, on its first window).
+    compile_unet: bool = False
     #: Where segments wait between render and assemble ('' = <out>/_lsray_staging).
     staging: str = ""
 

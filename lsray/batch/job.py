@@ -167,6 +167,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
         model_id=bundle_id, settings={"template": spec.template, "encode_preset": spec.config.encode_preset},
         s3=s3, ledger=ledger_name, job_id=job_id, encode_preset=spec.config.encode_preset,
         windows_per_call=spec.config.windows_per_call, precision=spec.config.precision,
+        compile_unet=spec.config.compile_unet,
         max_attempts=spec.config.max_attempts,
     )
     reports: dict[str, ClipReport] = {}

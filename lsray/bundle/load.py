@@ -86,15 +86,26 @@ class ModelBundle:
     """
 
     def __init__(self, path: Path, config: BundleConfig, device: "torch.device", with_vae: bool = True,
-                 precision: "Precision | None" = None) -> None:
+                 precision: "Precision | None" = None, compile_unet: bool = False) -> None:
         from lsray.precision import torch_dtype
 
         self.path, self.config, self.device, self.with_vae = path, config, device, with_vae
         self.dtype = torch_dtype(precision or config.precision, device)  # the UNet's (and VAE's) dtype
+        #: torch.compile the UNets (off by default: the first window pays the compile, tens of
+        #: seconds, and each new batch shape recompiles; worth it for long jobs on one shape).
+        self.compile_unet = compile_unet
+
+    def _ready(self, unet: "LipSyncUNet") -> "LipSyncUNet":
+        """The loaded UNet in the bundle's dtype, compiled in place when asked (attributes such as
+        ``config`` and ``dtype`` stay: ``nn.Module.compile`` wraps only the call)."""
+        unet = unet.to(self.dtype)
+        if self.compile_unet:
+            unet.compile()
+        return unet
 
     @cached_property
     def unet(self) -> "LipSyncUNet":
-        return load_unet(self.path / UNET_FILE, self.config.unet, self.device).to(self.dtype)
+        return self._ready(load_unet(self.path / UNET_FILE, self.config.unet, self.device))
 
     @cached_property
     def teacher_unet(self) -> "LipSyncUNet":
@@ -107,7 +118,7 @@ class ModelBundle:
             raise BundleError(f"{self.path}: this LCM student bundle has no teacher UNet, so it samples with "
                               "'lcm' only (re-run the distillation to ship one)")
         teacher = self.config.unet.model_copy(update={"time_cond_proj_dim": None})
-        return load_unet(self.path / lcm.teacher_unet, teacher, self.device).to(self.dtype)
+        return self._ready(load_unet(self.path / lcm.teacher_unet, teacher, self.device))
 
     def sampling_unet(self, sampler: str) -> "LipSyncUNet":
         """The UNet a sampler runs: LCM needs the distilled student, DDIM a guidance-free model
@@ -258,12 +269,15 @@ def load_bundle(
     load_vae: bool = True,
     lazy: bool = False,
     precision: "Precision | None" = None,
+    compile_unet: bool = False,
 ) -> ModelBundle:
     """Open a bundle directory (or a URI a registered resolver understands) onto ``device``.
 
     The config is always read and validated now. Models load now too, unless ``lazy`` (then
-    each loads on first use). ``precision`` overrides the bundle's (lsray.precision). ``load_vae=False`` skips the VAE (audio-only or latent-space
-    callers; ``require_vae()`` then raises); a bundle without ``vae/`` has ``vae=None`` either way.
+        each loads on first use). ``precision`` overrides the bundle's (lsray.precision);
+    ``compile_unet`` runs the UNets through ``torch.compile``. ``load_vae=False`` skips the VAE
+    (audio-only or latent-space callers; ``require_vae()`` then raises); a bundle without
+    ``vae/`` has ``vae=None`` either way.
     """
     import torch
 
@@ -273,7 +287,8 @@ def load_bundle(
     if not path.is_dir():
         raise MissingWeightError(path, "model bundle directory")
     dev = torch.device(device) if device is not None else default_device()
-    bundle = ModelBundle(path, BundleConfig.read(path / CONFIG_FILE), dev, with_vae=load_vae, precision=precision)
+    bundle = ModelBundle(path, BundleConfig.read(path / CONFIG_FILE), dev, with_vae=load_vae, precision=precision,
+                         compile_unet=compile_unet)
     if not lazy:
         for part in ("unet", "audio_encoder", "mask", "vae"):
             getattr(bundle, part)

@@ -34,6 +34,8 @@ def dub_one_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--quiet", action="store_true", help="no progress bar")
     p.add_argument("--precision", choices=PRECISIONS, help="inference precision (default: the bundle's; auto = fp16 "
                    "on CUDA, fp32 on CPU)")
+    p.add_argument("--compile", action="store_true", help="torch.compile the UNet (the first window pays the "
+                   "compile; pays off on long clips)")
     p.add_argument("--windows-per-call", type=int, default=4, metavar="N",
                    help="windows denoised per UNet call (results do not depend on it)")
     add_dub_options(p)
@@ -53,7 +55,7 @@ def dub_one(args: argparse.Namespace) -> int:
         options = dub_options(args)
     except ValidationError as exc:
         raise LsrayError(f"invalid option: {exc.errors()[0]['msg']}") from exc
-    flow = ClipFlow(load_bundle(args.model, precision=args.precision))
+    flow = ClipFlow(load_bundle(args.model, precision=args.precision, compile_unet=args.compile))
     spec = ClipSpec("clip", args.video, args.audio, args.output, options, face_sidecar=args.face_track)
     bar = tqdm(total=0, unit="frame", desc="dubbing", disable=args.quiet, file=sys.stderr)
 

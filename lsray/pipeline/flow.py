@@ -53,8 +53,9 @@ class ClipFlow:
     every worker can read, or an ``s3://`` prefix); default a local temp folder (one machine)."""
 
     def __init__(self, bundle: ModelBundle | str | Path, *, device=None, staging_root: str | None = None,
-                 encode_preset: str = "medium", s3: S3Config | None = None, precision: str | None = None) -> None:
-        self._bundle, self._device, self._precision = bundle, device, precision
+                 encode_preset: str = "medium", s3: S3Config | None = None, precision: str | None = None,
+                 compile_unet: bool = False) -> None:
+        self._bundle, self._device, self._precision, self._compile = bundle, device, precision, compile_unet
         self.staging_root = staging_root or default_staging_root()
         self.encode_preset = encode_preset
         self.inputs = InputCache(s3)
@@ -64,7 +65,8 @@ class ClipFlow:
     def bundle(self) -> ModelBundle:
         if isinstance(self._bundle, ModelBundle):
             return self._bundle
-        return load_bundle(self._bundle, self._device, lazy=True, precision=self._precision)
+        return load_bundle(self._bundle, self._device, lazy=True, precision=self._precision,
+                           compile_unet=self._compile)
 
     @cached_property
     def prepare_stage(self) -> PrepareStage:

@@ -135,6 +135,7 @@ class ServeSettings(BaseModel):
                                 "staging_root, output_root and s3:// inputs; default: the environment's")
     encode_preset: str = "veryfast"
     precision: Precision | None = Field(default=None, description="UNet/VAE precision (None: the bundle's; auto = fp16 on CUDA)")
+    compile_unet: bool = Field(default=False, description="torch.compile the sample replicas' UNet (compiled on the first window)")
     torch_threads: int = Field(default=2, ge=1)
     limits: Limits = Field(default_factory=Limits)
     webhooks: Webhooks = Field(default_factory=Webhooks)

@@ -41,7 +41,7 @@ def _flow(settings: dict) -> ClipFlow:
     s.apply_storage()
     torch.set_num_threads(s.torch_threads)
     return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset, s3=s.s3,
-                    precision=s.precision)
+                    precision=s.precision, compile_unet=s.compile_unet)
 
 
 @serve.deployment
