@@ -59,14 +59,15 @@ def make_inputs(root: Path, bundle: str | None) -> tuple[str, Path, Path]:
     return bundle, video, audio
 
 
-def dub(url: str, video: Path, audio: Path, options: dict, check: bool = False) -> tuple[int, float]:
+def dub(url: str, video: Path, audio: Path, options: dict, check: bool = False) -> tuple[int, float, dict]:
+    """-> (status, seconds at the client, the server's X-Lsray-Seconds breakdown)."""
     files = {"video": (video.name, video.read_bytes(), "video/mp4"), "audio": (audio.name, audio.read_bytes(), "audio/wav"),
              "options": (None, json.dumps(options))}
     t0 = time.perf_counter()
     r = requests.post(f"{url}/v1/dub", files=files, headers={"Authorization": f"Bearer {KEY}"}, timeout=1800)
     if check and r.status_code != 200:
         raise RuntimeError(f"/v1/dub answered {r.status_code}: {r.text[:500]}")
-    return r.status_code, time.perf_counter() - t0
+    return r.status_code, time.perf_counter() - t0, json.loads(r.headers.get("X-Lsray-Seconds", "{}"))
 
 
 def sampler_inputs(bundle: str, video: Path, audio: Path, steps: int, n: int) -> list:
@@ -89,8 +90,8 @@ def run_level(url: str, video: Path, audio: Path, options: dict, concurrency: in
     with concurrent.futures.ThreadPoolExecutor(concurrency) as pool:
         results = list(pool.map(lambda _: dub(url, video, audio, options), range(total)))
     wall = time.perf_counter() - t0
-    ok = [lat for code, lat in results if code == 200]
-    return {"concurrency": concurrency, "requests": total, "ok": len(ok), "codes": sorted({c for c, _ in results}),
+    ok = [lat for code, lat, _ in results if code == 200]
+    return {"concurrency": concurrency, "requests": total, "ok": len(ok), "codes": sorted({c for c, _, _ in results}),
             "wall_s": wall, "rps": len(ok) / wall, "p50_s": percentile(ok, 50) if ok else None}
 
 
@@ -143,8 +144,16 @@ def main(argv: list[str] | None = None) -> int:
 
         sections = set(args.sections.split(","))
         if "latency" in sections:
-            lat = [dub(url, video, audio, options, check=True)[1] for _ in range(args.latency_requests)]
-            figures["latency"] = {"n": len(lat), "p50_s": percentile(lat, 50), "p95_s": percentile(lat, 95), "all_s": lat}
+            runs = [dub(url, video, audio, options, check=True) for _ in range(args.latency_requests)]
+            lat = [r[1] for r in runs]
+            keys = sorted({k for r in runs for k in r[2]})  # the server's own breakdown, median per key
+            breakdown = {k: statistics.median(r[2].get(k, 0.0) for r in runs) for k in keys}
+            if breakdown:
+                breakdown["client"] = statistics.median(lat)
+                breakdown["between_steps"] = breakdown.get("total", 0.0) - breakdown.get("request", 0.0) - sum(
+                    breakdown.get(k, 0.0) for k in ("face", "audio", "unet", "vae", "encode", "voice"))
+            figures["latency"] = {"n": len(lat), "p50_s": percentile(lat, 50), "p95_s": percentile(lat, 95), "all_s": lat,
+                                  "seconds_p50": breakdown}
         if "throughput" in sections:
             figures["throughput"] = [run_level(url, video, audio, options, c, max(c, 2))
                                      for c in map(int, args.levels.split(","))]
@@ -181,6 +190,8 @@ def main(argv: list[str] | None = None) -> int:
     if "latency" in figures:
         print(f"  latency (sequential, n={figures['latency']['n']}): p50 {figures['latency']['p50_s']:.2f} s   "
               f"p95 {figures['latency']['p95_s']:.2f} s")
+        print("  where the time goes (server, median s): " + ", ".join(
+            f"{k} {v:.2f}" for k, v in figures["latency"]["seconds_p50"].items()))
     print(f"  {'concurrency':>11} {'requests':>8} {'ok':>4} {'wall s':>8} {'req/s':>7} {'p50 s':>7}")
     for row in figures.get("throughput", []):
         print(f"  {row['concurrency']:>11} {row['requests']:>8} {row['ok']:>4} {row['wall_s']:>8.1f} {row['rps']:>7.3f} "
@@ -194,7 +205,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"(batches {so['batch_sizes']})")
         print(f"  ratio on/off: end to end {b['ratio_rps_on_over_off'] or 0:.2f}x, sampler alone {b['ratio_sampler_on_over_off']:.2f}x")
     if args.out:
-        Path(args.out).write_text(json.dumps(figures, indent=2))
+        from lsray.storage import write_bytes
+
+        write_bytes(args.out, (json.dumps(figures, indent=2) + "\n").encode())  # atomic, folders made
         print(f"  wrote {args.out}")
     return 0
 

@@ -111,6 +111,20 @@ def test_iter_frames_count_and_timestamps(clip2997):
     frames[0].rgb[0, 0] = 0  # frames are the caller's, writable
 
 
+def test_iter_frames_scales_down_to_a_height(clip2997):
+    """``height``: frames come out that tall with the aspect kept (even width); a height at or
+    above the source's is the source size."""
+    from lsray.media.decode import scaled_size
+
+    info = probe(clip2997)
+    small = list(iter_frames(clip2997, height=24))
+    assert len(small) == 30 and small[0].rgb.shape == (24, 32, 3) == (*scaled_size(info, 24)[::-1], 3)
+    full = np.stack([f.rgb for f in iter_frames(clip2997)]).astype(np.float32)
+    box = full.reshape(30, 24, 2, 32, 2, 3).mean(axis=(2, 4))  # what an area filter gives, up to rounding
+    assert np.abs(np.stack([f.rgb for f in small]) - box).mean() < 8  # (the test picture is sharp-edged)
+    assert scaled_size(info, 48) == scaled_size(info, 1000) == (64, 48)
+
+
 def test_iter_frames_segment_matches_full_decode(clip_dir):
     clip = make_clip(clip_dir / "seg.mp4", fps="30000/1001", duration=3.0, audio_rate=None)
     full = [f.rgb for f in iter_frames(clip)]

@@ -99,6 +99,31 @@ def test_sync_modes_set_the_output_length(flow, tmp_path, mode, seconds, frames)
         assert any("longer than the video" in w for w in result.warnings)
 
 
+def test_faces_tracked_on_downscaled_frames_land_on_source_pixels(tmp_path):
+    """Tracking runs on frames at most ``track_height`` tall (cheap on 1080p); the plan's points
+    are in source pixels, within a pixel or two of tracking at full size, and a speaker named by
+    a source pixel is still found."""
+    from lsray.pipeline.options import ClipSettings
+    from lsray.pipeline.prepare import PrepareStage
+
+    video = write_face_clip(tmp_path / "face.mp4", frames=12, size=(320, 240))
+    audio = write_dub(tmp_path / "dub.wav", 12 / 25)
+    settings = ClipSettings.tracking_only(256)
+
+    def points(stage, **opts):
+        spec = ClipSpec("c", str(video), str(audio), str(tmp_path / "o.mp4"), DubOptions(**opts))
+        return stage(spec, settings, str(tmp_path / "staging")).points
+
+    full, half = points(PrepareStage()), points(PrepareStage(track_height=120))
+    assert np.isfinite(full).all() and np.isfinite(half).all()
+    err = np.abs(half - full).max()
+    print(f"points tracked at 120 px vs 240 px: max {err:.2f} source px")
+    assert err < 3.0
+    centre = full[6].mean(axis=0)  # a source pixel on the face at frame 6
+    picked = points(PrepareStage(track_height=120), speaker=f"{centre[0]:.0f},{centre[1]:.0f}@0.24")
+    np.testing.assert_array_equal(picked, half)
+
+
 def test_timeline_maps_output_to_source_frames():
     bounce = make_timeline("bounce", Fraction(25), 4, 10 / 25)
     assert bounce.source_index(np.arange(10)).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]

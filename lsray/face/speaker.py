@@ -104,13 +104,17 @@ def select_auto(tracks: list[FaceTrack], envelope: np.ndarray | None) -> FaceTra
     return max(scored, key=lambda st: (st[0], len(st[1])))[1]
 
 
-def select_at_point(tracks: list[FaceTrack], x: float, y: float, t: float, fps: float) -> FaceTrack:
+def select_at_point(tracks: list[FaceTrack], x: float, y: float, t: float, fps: float,
+                    scale: tuple[float, float] = (1.0, 1.0)) -> FaceTrack:
+    """The track whose box holds source pixel (x, y) nearest time t; ``scale``: the tracks'
+    pixels per source pixel (tracking ran on downscaled frames)."""
     frame = int(round(t * fps))
+    tx, ty = x * scale[0], y * scale[1]
     window = max(1, int(round(fps / 2)))
     best: tuple[int, float, FaceTrack] | None = None
     for track in tracks:
         for d in range(window + 1):
-            hits = [b for b in (track.box_at(frame - d), track.box_at(frame + d)) if b is not None and b.contains(x, y)]
+            hits = [b for b in (track.box_at(frame - d), track.box_at(frame + d)) if b is not None and b.contains(tx, ty)]
             if hits:
                 key = (d, hits[0].area, track)
                 if best is None or key[:2] < best[:2]:
@@ -129,15 +133,16 @@ def select_speaker(
     spec: str | SpeakerSpec | None = "largest",
     fps: float = 25.0,
     audio_envelope: np.ndarray | None = None,
+    scale: tuple[float, float] = (1.0, 1.0),
 ) -> FaceTrack | None:
     """The track to lip-sync, or None when the clip has no face (every frame then passes through).
 
     audio_envelope: the source audio's energy sampled at the frame times (one value per frame),
-    only used by `auto`.
+    only used by `auto`. scale: the tracks' pixels per source pixel (a point spec names source pixels).
     """
     s = parse_speaker_spec(spec)
     if s.kind == "largest":
         return select_largest(tracks)
     if s.kind == "auto":
         return select_auto(tracks, audio_envelope)
-    return select_at_point(tracks, s.x, s.y, s.t, fps)
+    return select_at_point(tracks, s.x, s.y, s.t, fps, scale)

@@ -65,6 +65,14 @@ def _corruption(stderr: str) -> str | None:
     return None
 
 
+def scaled_size(info: MediaInfo, height: int | None) -> tuple[int, int]:
+    """(width, height) of ``info``'s frames decoded at most ``height`` tall (even width)."""
+    assert info.width is not None and info.height is not None
+    if height is None or height >= info.height:
+        return info.width, info.height
+    return max(2, 2 * round(info.width * height / info.height / 2)), height
+
+
 def iter_frames(
     path: str | Path,
     *,
@@ -72,6 +80,7 @@ def iter_frames(
     limit: int | None = None,
     fps: Fraction | int | str | None = None,
     info: MediaInfo | None = None,
+    height: int | None = None,
 ) -> Iterator[Frame]:
     """Yield frames ``start, start+1, ...`` (at most ``limit``) of ``path`` as RGB uint8 arrays.
 
@@ -82,6 +91,8 @@ def iter_frames(
         fps: output rate; defaults to ``probe(path).fps`` (exact rational, VFR snapped to a
             standard rate). Pass it to decode at a different rate.
         info: an earlier :func:`probe_video` result, to skip probing again.
+        height: scale frames down to this height (width keeps the aspect ratio, rounded to
+            even; :func:`scaled_size`); None or a height >= the video's keeps the source size.
 
     Each frame is a fresh array (not a reused buffer), so callers may keep or modify it; memory
     is bounded by what the caller keeps. Closing the generator early stops ffmpeg.
@@ -99,7 +110,7 @@ def iter_frames(
     assert rate is not None and info.width is not None and info.height is not None
     if limit == 0:
         return
-    width, height = info.width, info.height
+    width, height = scaled_size(info, height)
     frame_bytes = width * height * 3
 
     # -copyts -start_at_zero keeps timestamps relative to the file's start even after a seek,
@@ -113,6 +124,8 @@ def iter_frames(
         trim["end_pts"] = start + limit
     if trim:
         stream = stream.filter("trim", **trim)
+    if (width, height) != (info.width, info.height):
+        stream = stream.filter("scale", width, height, flags="area")
     out_kwargs = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
     if limit is not None:
         out_kwargs["frames:v"] = limit

@@ -19,10 +19,16 @@ from lsray.audio.windows import rows_for_times
 from lsray.errors import MediaError
 from lsray.face import FaceAligner, FaceTracker, load_sidecar, select_speaker, smooth_points, track_from_sidecar
 from lsray.media import iter_frames, probe_audio, probe_video, read_audio_16k
+from lsray.media.decode import scaled_size
 from lsray.pipeline.frames import source_frames
 from lsray.pipeline.options import ClipSettings
 from lsray.pipeline.records import ClipPlan, ClipShard, ClipSpec
 from lsray.pipeline.timeline import make_timeline
+
+#: Faces are found and followed on frames decoded at most this tall; their points are scaled back
+#: to the source's pixels. A face large enough to dub is still >= the mesh model's 192 px input at
+#: this height, and a 1080p clip's tracking (decode, grey, optical flow) costs ~half as much.
+TRACK_HEIGHT = 720
 
 #: Frames over which the mouth fades between the dubbed and the original one (no pops).
 MOUTH_RAMP_FRAMES = 3
@@ -43,9 +49,10 @@ def _frame_envelope(path: str, fps: float, frames: int) -> np.ndarray | None:
 class PrepareStage:
     """ClipSpec -> ClipPlan. Holds the face detector and mesh (built once per worker)."""
 
-    def __init__(self, keyframe_interval: int = 5, smoothing_radius: int = 2) -> None:
+    def __init__(self, keyframe_interval: int = 5, smoothing_radius: int = 2, track_height: int = TRACK_HEIGHT) -> None:
         self.tracker = FaceTracker(keyframe_interval=keyframe_interval)
         self.smoothing_radius = smoothing_radius
+        self.track_height = track_height
 
     def __call__(self, spec: ClipSpec, settings: ClipSettings, staging: str) -> ClipPlan:
         """``spec`` with local input paths; ``settings`` from ``spec.options.resolve``; ``staging``
@@ -53,7 +60,10 @@ class PrepareStage:
         t0 = time.perf_counter()
         video = probe_video(spec.video)
         dub = probe_audio(spec.audio)
-        frames = (f.rgb for f in iter_frames(spec.video, info=video))
+        height = None if spec.face_sidecar else self.track_height  # a sidecar's points are in source pixels
+        width, height = scaled_size(video, height)
+        scale = np.array([width / video.width, height / video.height], np.float32)  # tracked px per source px
+        frames = (f.rgb for f in iter_frames(spec.video, info=video, height=height))
         if spec.face_sidecar:
             result = track_from_sidecar(frames, load_sidecar(spec.face_sidecar), self.tracker.landmarker)
         else:
@@ -63,10 +73,11 @@ class PrepareStage:
             raise MediaError(spec.video, "no decodable frames")
         opts = spec.options
         envelope = _frame_envelope(spec.video, float(video.fps), n_src) if opts.speaker == "auto" and video.has_audio else None
-        track = select_speaker(result.tracks, opts.speaker, float(video.fps), envelope)
+        track = select_speaker(result.tracks, opts.speaker, float(video.fps), envelope, (float(scale[0]), float(scale[1])))
         points = np.full((n_src, 3, 2), np.nan, dtype=np.float32)
         if track is not None and len(track):
-            points[track.frame_indices] = smooth_points(track.points_array(), track.frame_indices, self.smoothing_radius)
+            tracked = smooth_points(track.points_array(), track.frame_indices, self.smoothing_radius)
+            points[track.frame_indices] = tracked / scale  # (n, 3, 2) source pixels
         timeline = make_timeline(opts.sync_mode, video.fps, n_src, float(dub.duration or 0.0))
         return ClipPlan(
             spec=spec, settings=settings, fps=video.fps, width=video.width, height=video.height, timeline=timeline,

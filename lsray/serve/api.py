@@ -92,6 +92,9 @@ _DUB_HEADERS = {
         ("X-Lsray-Warnings", "warnings, a JSON list of strings", {"type": "string"}),
         ("X-Lsray-Voice", "the voice backend used, or off", {"type": "string"}),
         ("X-Lsray-Sampling", "the resolved sampler settings, a JSON object", {"type": "string"}),
+        ("X-Lsray-Seconds", "where the time went, a JSON object: the clip's busy seconds per step (face, audio, "
+         "unet, vae, encode; summed over shards), 'request' (reading and checking the upload) and 'total' "
+         "(this request on the server)", {"type": "string"}),
     )
 }
 
@@ -310,6 +313,7 @@ class Ingress:
         item = None
         try:
             item = await self._read_clip(request, req_dir)
+            read_s = time.perf_counter() - t0
             if item["duration"] > lim.sync_max_duration_s:
                 raise InputError(413, f"clip lasts {item['duration']:.1f} s; /v1/dub answers up to "
                                       f"{lim.sync_max_duration_s:g} s: submit it to /v1/jobs")
@@ -321,13 +325,17 @@ class Ingress:
                 raise InputError(422, str(exc).splitlines()[-1]) from None
             data = await asyncio.to_thread(storage.read_bytes, result.output)
             self.jobs.observe.remote(result.timings, item["clip"])
-            DUB_SECONDS.observe(time.perf_counter() - t0)
+            total = time.perf_counter() - t0
+            DUB_SECONDS.observe(total)
+            seconds = {**{k: round(v, 4) for k, v in result.timings.items()}, "request": round(read_s, 4),
+                       "total": round(total, 4)}
             return Response(data, media_type="video/mp4", headers={
                 "X-Lsray-Status": result.status, "X-Lsray-Frames": str(result.frames),
                 "X-Lsray-No-Face-Frames": str(result.no_face_frames),
                 "X-Lsray-Warnings": json.dumps(result.warnings),
                 "X-Lsray-Voice": result.voice or "off",
-                "X-Lsray-Sampling": json.dumps(result.sampling or {}, sort_keys=True)})
+                "X-Lsray-Sampling": json.dumps(result.sampling or {}, sort_keys=True),
+                "X-Lsray-Seconds": json.dumps(seconds, sort_keys=True)})
         finally:
             self.inflight -= 1
             INFLIGHT.set(self.inflight)
