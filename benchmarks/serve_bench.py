@@ -4,8 +4,11 @@ with the tiny test bundle on CPU.
 Measures, for a 2 s talking-head clip (50 frames, 320x240, 25 fps) through ``POST /v1/dub``:
   * latency p50 / p95 of sequential requests,
   * requests/s at concurrency 1, 4 and 16,
-  * ``@serve.batch`` on the sampler (max_batch_size 4, windows of concurrent requests share UNet
-    calls) vs off (max_batch_size 1): throughput ratio at concurrency 4, plus the batch sizes seen.
+  * where the time goes: the server's ``X-Lsray-Seconds`` (busy seconds per step, the rest is
+    hand-overs between the deployments), median of the sequential requests;
+  * batching on the sampler (max_batch_size 4: shards that queue while a batch runs share the
+    next one, ``lsray.serve.batcher``) vs off (max_batch_size 1): throughput ratio at
+    concurrency 4, plus the batch sizes seen.
 One replica per deployment (a 2-core machine gains nothing from more). Prints a table; ``--out``
 writes JSON.
 
@@ -200,7 +203,7 @@ def main(argv: list[str] | None = None) -> int:
     if b:
         for arm in ("on", "off"):
             so = b[arm]["sampler_only"]
-            print(f"  @serve.batch {arm} (max {b[arm]['max_batch_size']}): end to end {b[arm]['rps']:.3f} req/s "
+            print(f"  batching {arm} (max {b[arm]['max_batch_size']}): end to end {b[arm]['rps']:.3f} req/s "
                   f"(batches {b[arm]['batch_sizes']}); sampler alone {so['shards_per_s']:.3f} shards/s "
                   f"(batches {so['batch_sizes']})")
         print(f"  ratio on/off: end to end {b['ratio_rps_on_over_off'] or 0:.2f}x, sampler alone {b['ratio_sampler_on_over_off']:.2f}x")

@@ -3,7 +3,7 @@
 ``args`` are :class:`lsray.serve.settings.ServeSettings`; deployment sizes (replicas,
 autoscaling, CPUs/GPUs, queue bounds) come from the config file's ``deployments`` section.
 
-    Ingress (FastAPI) ──► Prepare ══shards══► Audio ──► Sample (@serve.batch) ──► Render
+    Ingress (FastAPI) ──► Prepare ══shards══► Audio ──► Sample (batches of queued shards) ──► Render
         └──► JobManager (job records, runs jobs over the same handles)
 """
 

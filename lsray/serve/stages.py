@@ -7,9 +7,9 @@
 2. ``AudioDeployment``    ClipShard -> ClipShard + tokens (Whisper [+ phonemes]): small model,
    light; sized at a fraction of a CPU (a GPU share on clusters).
 3. ``SampleDeployment``   ClipShard -> ClipShard + generated crops (VAE + UNet): the heavy one,
-   the one that gets GPUs and autoscales; ``@serve.batch`` groups concurrent shards (of any
-   request) into one replica call, and ``SampleStage.sample_many`` denoises their windows
-   together (one UNet call per group of equal sampler/steps/guidance/size).
+   the one that gets GPUs and autoscales; shards (of any request) that queue while a batch runs
+   form the next batch (``lsray.serve.batcher``), and ``SampleStage.sample_many`` denoises their
+   windows together (one UNet call per group of equal sampler/steps/guidance/size).
 4. ``RenderDeployment``   ClipShard -> RenderedSegment (paste back + H.264), and per clip the
    final concat + mux (``assemble``): CPU-bound ffmpeg work, no weights but the mask.
 
@@ -21,7 +21,6 @@ Resource requests (CPUs, GPUs, replicas) are configuration: ``deployments/serve.
 
 from __future__ import annotations
 
-import asyncio
 import threading
 from typing import Any
 
@@ -29,6 +28,7 @@ from ray import serve
 
 from lsray.errors import LsrayError
 from lsray.pipeline.flow import ClipFailed, ClipFlow
+from lsray.serve.batcher import FreeWorkerBatcher
 from lsray.serve.loopback import keep_replica_grpc_on_loopback
 from lsray.serve.settings import ServeSettings
 
@@ -80,17 +80,18 @@ class AudioDeployment:
 
 @serve.deployment
 class SampleDeployment:
-    """``user_config``: ``{"max_batch_size": N, "batch_wait_timeout_s": T}``; N = 1 turns batching off."""
+    """``user_config``: ``{"max_batch_size": N, "batch_wait_timeout_s": T, "windows_per_call": W}``;
+    N = 1 turns batching off. Shards of any requests that queue while a batch runs go into the
+    next one (:class:`~lsray.serve.batcher.FreeWorkerBatcher`); an idle replica waits T for company."""
 
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
         self.flow = _flow(settings)
         self.windows_per_call = 4
-        self.batches: list[int] = []  # sizes of the last batches run (observability, benchmark)
+        self.batcher = FreeWorkerBatcher(self._run, max_size=4, wait_s=0.05)
 
     def reconfigure(self, config: dict[str, Any]) -> None:
-        self.sample.set_max_batch_size(int(config.get("max_batch_size", 4)))
-        self.sample.set_batch_wait_timeout_s(float(config.get("batch_wait_timeout_s", 0.05)))
+        self.batcher.configure(int(config.get("max_batch_size", 4)), float(config.get("batch_wait_timeout_s", 0.05)))
         self.windows_per_call = int(config.get("windows_per_call", 4))
 
     def _run(self, shards: list) -> list:
@@ -106,20 +107,11 @@ class SampleDeployment:
                 out.append(ClipFailed(str(exc)))
         return out
 
-    @serve.batch(max_batch_size=4, batch_wait_timeout_s=0.05)
-    async def sample(self, shards: list) -> list:
-        self.batches = (self.batches + [len(shards)])[-1000:]
-        results = await asyncio.to_thread(self._run, shards)
-        return results
-
     async def __call__(self, shard):
-        result = await self.sample(shard)
-        if isinstance(result, Exception):
-            raise result
-        return result
+        return await self.batcher.submit(shard)
 
     def batch_sizes(self) -> list[int]:
-        return list(self.batches)
+        return list(self.batcher.sizes)
 
 
 @serve.deployment
