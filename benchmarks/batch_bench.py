@@ -112,7 +112,9 @@ def main() -> int:
     print(f"UNet busy: {100 * ray_fig['unet_busy_fraction']:.0f}% of the Ray job's wall time "
           f"(sample stage incl. VAE: {100 * ray_fig['sample_busy_fraction']:.0f}%)")
     if args.out:
-        Path(args.out).write_text(json.dumps(result, indent=2))
+        from lsray.storage import write_bytes
+
+        write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
     return 0
 
 

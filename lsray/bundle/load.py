@@ -274,7 +274,7 @@ def load_bundle(
     """Open a bundle directory (or a URI a registered resolver understands) onto ``device``.
 
     The config is always read and validated now. Models load now too, unless ``lazy`` (then
-        each loads on first use). ``precision`` overrides the bundle's (lsray.precision);
+    each loads on first use). ``precision`` overrides the bundle's (lsray.precision);
     ``compile_unet`` runs the UNets through ``torch.compile``. ``load_vae=False`` skips the VAE
     (audio-only or latent-space callers; ``require_vae()`` then raises); a bundle without
     ``vae/`` has ``vae=None`` either way.
