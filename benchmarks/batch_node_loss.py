@@ -88,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
     from lsray.pipeline.options import DubOptions
     from lsray.storage import write_bytes
     from lsray.train.tiny import make_tiny_bundle
+    from faults import remove_node_while_rendering
 
     tmp = Path(tempfile.mkdtemp(prefix="lsray-node-loss-"))
     path, broken = catalog(tmp, args.rows)
@@ -109,16 +110,7 @@ def main(argv: list[str] | None = None) -> int:
         t0 = time.perf_counter()
         job = threading.Thread(target=run_job, args=(spec("lossy"),))
         job.start()
-        lost_at = None
-        while lost_at is None and job.is_alive():
-            time.sleep(0.3)
-            try:
-                running = ray.get(ray.get_actor("lossy-ledger").running_units.remote("render"), timeout=10)
-            except Exception:  # noqa: BLE001 - not there yet
-                continue
-            if any(u["node_id"] == spot.node_id for u in running):
-                cluster.remove_node(spot, allow_graceful=False)
-                lost_at = time.perf_counter() - t0
+        lost_at = remove_node_while_rendering(cluster, spot, "lossy", job, timeout_s=float("inf"))
         cluster.add_node(node_ip_address="127.0.0.1", num_cpus=1, resources={"spot": 1}, object_store_memory=100 << 20)
         job.join()
         wall = time.perf_counter() - t0

@@ -23,6 +23,7 @@ from lsray.batch.job import JobSpec, run_job
 from lsray.bundle.identity import model_id
 from lsray.media import probe_video
 from bundles import nudge_weight
+from faults import remove_node_while_rendering
 from s3 import moto_s3, s3_bucket  # noqa: F401  (fixtures)
 from talking import write_blank_clip, write_dub, write_face_clip
 
@@ -397,23 +398,17 @@ def test_losing_a_worker_node_mid_catalog_reports_every_clip(ray_cluster, media,
     spot = ray_cluster.add_node(node_ip_address="127.0.0.1", num_cpus=1, resources={"spot": 1},
                                 object_store_memory=100 * 1024 * 1024, runtime_env_dir_name="runtime_resources_spot")
     ray_cluster.wait_for_nodes()
-    rows = [{"clip_id": f"n{i}", "video": str(media / "face.mp4"), "audio": str(media / "speech.wav")} for i in range(6)]
+    # 4 s clips: each render lasts long enough to be caught at work on the spot node.
+    video = write_face_clip(tmp_path / "four.mp4", frames=100, size=SIZE)
+    audio = write_dub(tmp_path / "four.wav", 4.0)
+    rows = [{"clip_id": f"n{i}", "video": str(video), "audio": str(audio)} for i in range(6)]
     catalog = write_catalog(tmp_path / "c.jsonl", rows)
     out = tmp_path / "out"
     spec = _spec(catalog, str(out), ray_cluster, job_id="nodeloss")
     spec.config = load_batch_config(overrides={**TEST_STAGES, "render": {"num_cpus": 0.5, "resources": {"spot": 0.5}}})
     job = threading.Thread(target=run_job, args=(spec,))
     job.start()
-    deadline, lost = time.monotonic() + 300, False
-    while not lost and time.monotonic() < deadline and job.is_alive():
-        time.sleep(0.3)
-        try:
-            running = ray.get(ray.get_actor("nodeloss-ledger").running_units.remote("render"), timeout=10)
-        except Exception:  # noqa: BLE001 - not created yet
-            continue
-        if any(u["node_id"] == spot.node_id for u in running):
-            ray_cluster.remove_node(spot, allow_graceful=False)  # the node is gone, mid-render
-            lost = True
+    lost = remove_node_while_rendering(ray_cluster, spot, "nodeloss", job) is not None
     assert lost, "never caught the spot node rendering"
     # A replacement joins (and stays: actors restarting onto it finish, as with an autoscaler).
     ray_cluster.add_node(node_ip_address="127.0.0.1", num_cpus=1, resources={"spot": 1},
@@ -434,4 +429,4 @@ def test_losing_a_worker_node_mid_catalog_reports_every_clip(ray_cluster, media,
     assert {r.clip_id: r.status for r in again.reports} == {k: "done" if k in failed else "skipped" for k in status}
     assert sorted(p.name for p in out.glob("*.mp4")) == [f"n{i}.mp4" for i in range(6)]
     for i in range(6):
-        assert_valid_mp4(out / f"n{i}.mp4")
+        assert_valid_mp4(out / f"n{i}.mp4", frames=100)
