@@ -387,14 +387,12 @@ def test_a_clip_that_kills_its_worker_every_time_is_reported_and_the_job_goes_on
 
 
 @pytest.mark.slow
-def test_losing_a_worker_node_mid_catalog_reports_every_clip(ray_cluster, media, tmp_path):
+def test_losing_a_worker_node_mid_catalog_reports_every_clip(ray_cluster, tmp_path):
     """A third node (with the ``spot`` resource render asks for) is removed while it renders, and
     a replacement joins as an autoscaler would bring one: the dead actors restart there and the
     units they died under run again. Every row ends in the report, done or failed with the reason
     (work whose results were on the lost node may go with it), no output is half-written, and a
     rerun finishes exactly the failed ones."""
-    import ray
-
     spot = ray_cluster.add_node(node_ip_address="127.0.0.1", num_cpus=1, resources={"spot": 1},
                                 object_store_memory=100 * 1024 * 1024, runtime_env_dir_name="runtime_resources_spot")
     ray_cluster.wait_for_nodes()
