@@ -43,6 +43,15 @@ def _walk(node, path=()):
 
 
 # ------------------------------------------------------------------------------------------ validation
+def test_the_shipped_crds_are_the_projects_kuberay_crds():
+    """validate.CRD_DIR is package data (an installed lsray has no ../shared beside it); it must
+    hold the same KubeRay CRDs as the project's ../shared/k8s-schemas, byte for byte."""
+    shared = Path(__file__).resolve().parents[2] / "shared" / "k8s-schemas"
+    assert validate.CRD_DIR.is_relative_to(Path(validate.__file__).parent)
+    for name in (*validate.CRD_FILES.values(), "SOURCE.txt"):
+        assert (validate.CRD_DIR / name).read_bytes() == (shared / name).read_bytes(), name
+
+
 def test_every_manifest_validates(rendered):
     overlay, docs = rendered
     kinds = {d["kind"] for d in docs}

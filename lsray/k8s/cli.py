@@ -12,8 +12,8 @@ def render_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--overlay", required=True, choices=("dev", "prod"),
                    help="an overlay of the packaged manifests (k8s/overlays/<overlay> in the repo)")
     p.add_argument("--validate", action="store_true",
-                   help="also validate every manifest offline (KubeRay CRDs from ../shared/k8s-schemas, core kinds)")
-    p.add_argument("--crds", metavar="DIR", help="folder holding the KubeRay CRD yamls (for --validate)")
+                   help="also validate every manifest offline (KubeRay CRDs shipped with lsray, core kinds)")
+    p.add_argument("--crds", metavar="DIR", help="folder holding other KubeRay CRD yamls (for --validate; default: the ones lsray ships)")
 
 
 def render(args: argparse.Namespace) -> int:

@@ -1,7 +1,9 @@
 """Offline validation of rendered manifests.
 
 KubeRay kinds (RayCluster, RayJob, RayService) are checked against the ``openAPIV3Schema`` of the
-CRDs (default: ``../shared/k8s-schemas``), converted to JSON Schema the way the API server
+CRDs (default: ``crds/`` beside this module: KubeRay's Apache-2.0 CRD files, shipped as package
+data so an installed lsray validates without a checkout; ``crds/SOURCE.txt`` names the KubeRay
+commit, and a test keeps them equal to the project's ``../shared/k8s-schemas``), converted to JSON Schema the way the API server
 reads a structural schema: an object accepts only its declared ``properties`` (plus
 ``additionalProperties`` when given) unless it says ``x-kubernetes-preserve-unknown-fields:
 true``; ``x-kubernetes-int-or-string`` accepts an integer or a string; ``x-kubernetes-embedded-
@@ -25,7 +27,7 @@ from typing import Any
 
 import yaml
 
-CRD_DIR = Path(__file__).resolve().parents[3] / "shared" / "k8s-schemas"
+CRD_DIR = Path(__file__).resolve().parent / "crds"
 CRD_FILES = {"RayCluster": "ray.io_rayclusters.yaml", "RayJob": "ray.io_rayjobs.yaml",
              "RayService": "ray.io_rayservices.yaml"}
 CORE_KINDS = {("v1", "Secret"): "V1Secret", ("v1", "ServiceAccount"): "V1ServiceAccount",
