@@ -18,7 +18,10 @@ import pytest
 import requests
 
 from lsray.serve.records import JobRecord, WebhookState
+from lsray.serve.settings import Webhooks
 from lsray.serve.store import JobStore, StoreRefused
+
+WINDOW = Webhooks().send_window_s()  # how long a claimed webhook is its sender's, as the JobManager claims it
 
 SECRET = "webhook-secret-for-store-tests"
 
@@ -156,11 +159,11 @@ def test_rate_limit_window(store) -> None:
 def test_webhook_claimed_once(store) -> None:
     job = add(store, "a", webhook="http://127.0.0.1:1/h")[0]
     store.claim("r", 60, 3)
-    assert store.claim_webhook(job) is None and store.webhooks_due() == []  # not before the job ends
+    assert store.claim_webhook(job, WINDOW) is None and store.webhooks_due() == []  # not before the job ends
     store.finish(job, "r", 1, "done", result_uri="/x.mp4")
     assert store.webhooks_due() == [job]
     with concurrent.futures.ThreadPoolExecutor(4) as pool:
-        won = [r for r in pool.map(lambda _: JobStore(store.url).claim_webhook(job), range(4)) if r is not None]
+        won = [r for r in pool.map(lambda _: JobStore(store.url).claim_webhook(job, WINDOW), range(4)) if r is not None]
     assert len(won) == 1 and won[0].result_uri == "/x.mp4" and store.webhooks_due() == []
     store.webhook_sent(job, True, 1, None)
     hook = store.get(job).webhook

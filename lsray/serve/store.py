@@ -324,8 +324,9 @@ class JobStore:
         with self.engine.connect() as conn:
             return conn.execute(sa.select(jobs.c.id).where(self._webhook_claimable(now)).limit(limit)).scalars().all()
 
-    def claim_webhook(self, job_id: str, send_window_s: float = 600.0, now: float | None = None) -> JobRecord | None:
-        """Mark the webhook ``sending`` for ``send_window_s``; the record if this caller won it (it
+    def claim_webhook(self, job_id: str, send_window_s: float, now: float | None = None) -> JobRecord | None:
+        """Mark the webhook ``sending`` for ``send_window_s`` (``Webhooks.send_window_s()``, the one
+        place it is decided); the record if this caller won it (it
         then sends it). A sender that dies mid-way leaves it claimable again after the window, so
         a webhook is never lost; it may then be sent twice, and is marked delivered once."""
         now = time.time() if now is None else now
