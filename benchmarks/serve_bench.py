@@ -153,8 +153,8 @@ def main(argv: list[str] | None = None) -> int:
             breakdown = {k: statistics.median(r[2].get(k, 0.0) for r in runs) for k in keys}
             if breakdown:
                 breakdown["client"] = statistics.median(lat)
-                breakdown["between_steps"] = breakdown.get("total", 0.0) - breakdown.get("request", 0.0) - sum(
-                    breakdown.get(k, 0.0) for k in ("face", "audio", "unet", "vae", "encode", "voice"))
+                steps = sum(v for k, v in breakdown.items() if k not in ("request", "total", "client"))
+                breakdown["between_steps"] = breakdown.get("total", 0.0) - breakdown.get("request", 0.0) - steps
             figures["latency"] = {"n": len(lat), "p50_s": percentile(lat, 50), "p95_s": percentile(lat, 95), "all_s": lat,
                                   "seconds_p50": breakdown}
         if "throughput" in sections:

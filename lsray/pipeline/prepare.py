@@ -62,7 +62,7 @@ class PrepareStage:
         dub = probe_audio(spec.audio)
         height = None if spec.face_sidecar else self.track_height  # a sidecar's points are in source pixels
         width, height = scaled_size(video, height)
-        scale = np.array([width / video.width, height / video.height], np.float32)  # tracked px per source px
+        scale = (width / video.width, height / video.height)  # tracked px per source px (x, y)
         frames = (f.rgb for f in iter_frames(spec.video, info=video, height=height))
         if spec.face_sidecar:
             result = track_from_sidecar(frames, load_sidecar(spec.face_sidecar), self.tracker.landmarker)
@@ -73,11 +73,11 @@ class PrepareStage:
             raise MediaError(spec.video, "no decodable frames")
         opts = spec.options
         envelope = _frame_envelope(spec.video, float(video.fps), n_src) if opts.speaker == "auto" and video.has_audio else None
-        track = select_speaker(result.tracks, opts.speaker, float(video.fps), envelope, (float(scale[0]), float(scale[1])))
+        track = select_speaker(result.tracks, opts.speaker, float(video.fps), envelope, scale)
         points = np.full((n_src, 3, 2), np.nan, dtype=np.float32)
         if track is not None and len(track):
             tracked = smooth_points(track.points_array(), track.frame_indices, self.smoothing_radius)
-            points[track.frame_indices] = tracked / scale  # (n, 3, 2) source pixels
+            points[track.frame_indices] = tracked / np.float32(scale)  # (n, 3, 2) source pixels
         timeline = make_timeline(opts.sync_mode, video.fps, n_src, float(dub.duration or 0.0))
         return ClipPlan(
             spec=spec, settings=settings, fps=video.fps, width=video.width, height=video.height, timeline=timeline,
