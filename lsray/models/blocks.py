@@ -112,11 +112,12 @@ class UNetLevel(nn.Module):
             else None
         )
 
-    def _attend(self, i: int, x: torch.Tensor, audio: torch.Tensor | None, frames: int) -> torch.Tensor:
+    def _attend(self, i: int, x: torch.Tensor, audio: torch.Tensor | None, frames: int,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
         if self.attentions is not None:
             x = self.attentions[i](x, encoder_hidden_states=audio, return_dict=False)[0]
         if self.motion_modules is not None:
-            x = self.motion_modules[i](x, frames)
+            x = self.motion_modules[i](x, frames, positions)
         return x
 
 
@@ -129,10 +130,10 @@ class DownLevel(UNetLevel):
             else None
         )
 
-    def forward(self, x, temb, audio, frames):  # (b f) c h w -> same, plus skips
+    def forward(self, x, temb, audio, frames, positions=None):  # (b f) c h w -> same, plus skips
         skips = []
         for i, resnet in enumerate(self.resnets):
-            x = self._attend(i, resnet(x, temb, frames), audio, frames)
+            x = self._attend(i, resnet(x, temb, frames), audio, frames, positions)
             skips.append(x)
         if self.downsamplers is not None:
             x = self.downsamplers[0](x)
@@ -146,9 +147,9 @@ class MidLevel(UNetLevel):
         for r in self.resnets:
             r.output_scale_factor = cfg.mid_block_scale_factor
 
-    def forward(self, x, temb, audio, frames):
+    def forward(self, x, temb, audio, frames, positions=None):
         x = self.resnets[0](x, temb, frames)
-        return self.resnets[1](self._attend(0, x, audio, frames), temb, frames)
+        return self.resnets[1](self._attend(0, x, audio, frames, positions), temb, frames)
 
 
 class UpLevel(UNetLevel):
@@ -156,10 +157,11 @@ class UpLevel(UNetLevel):
         super().__init__(cfg, in_channels, cout, cross_attention, motion)
         self.upsamplers = nn.ModuleList([Upsample2D(cout, use_conv=True, out_channels=cout)]) if upsample else None
 
-    def forward(self, x, temb, audio, frames, skips: list[torch.Tensor], upsample_size: tuple[int, int] | None):
+    def forward(self, x, temb, audio, frames, skips: list[torch.Tensor], upsample_size: tuple[int, int] | None,
+                positions=None):
         for i, resnet in enumerate(self.resnets):
             x = torch.cat([x, skips.pop()], dim=1)
-            x = self._attend(i, resnet(x, temb, frames), audio, frames)
+            x = self._attend(i, resnet(x, temb, frames), audio, frames, positions)
         if self.upsamplers is not None:
             x = self.upsamplers[0](x, output_size=upsample_size)
         return x

@@ -36,13 +36,16 @@ class PositionalEncoding(nn.Module):
         super().__init__()
         self.register_buffer("pe", sinusoid_table(max_len, dim))
 
-    def forward(self, x: torch.Tensor) -> torch.Tensor:
-        if x.shape[1] > self.pe.shape[1]:
+    def forward(self, x: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
+        # positions: (f,) frame times (None: 0..f-1, upstream's); the table's rows are frame times
+        last = x.shape[1] - 1 if positions is None else int(positions.max())
+        if last >= self.pe.shape[1]:
             raise ValueError(
-                f"{x.shape[1]} frames exceed the temporal positional encoding ({self.pe.shape[1]}); "
-                "raise temporal.max_len"
+                f"frame position {last} exceeds the temporal positional encoding ({self.pe.shape[1]} "
+                "frames); raise temporal.max_len"
             )
-        return x + self.pe[:, : x.shape[1]].to(x.dtype)
+        pe = self.pe[:, : x.shape[1]] if positions is None else self.pe[:, positions]
+        return x + pe.to(x.dtype)
 
 
 def short_sequence_attention(
@@ -98,10 +101,11 @@ class TemporalSelfAttention(Attention):
         super().__init__(query_dim=dim, heads=heads, dim_head=head_dim, bias=False, processor=MaskedSDPAProcessor())
         self.pos_encoder = PositionalEncoding(dim, pos_len) if pos_len else None
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None) -> torch.Tensor:  # type: ignore[override]
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None = None,  # type: ignore[override]
+                positions: torch.Tensor | None = None) -> torch.Tensor:
         # x: (b h w) f c — one temporal sequence per spatial position
         if self.pos_encoder is not None:
-            x = self.pos_encoder(x)
+            x = self.pos_encoder(x, positions)
         return super().forward(x, attention_mask=mask)
 
 
@@ -119,18 +123,20 @@ class AnchorAttention(nn.Module):
         nn.init.zeros_(self.attn.to_out[0].weight)
         nn.init.zeros_(self.attn.to_out[0].bias)
 
-    def forward(self, x: torch.Tensor, anchor_idx: torch.Tensor) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, anchor_idx: torch.Tensor, positions: torch.Tensor | None = None) -> torch.Tensor:
         # x: (b h w) f c ; anchors: (b h w) a c
-        h = self.pos_encoder(self.norm(x))
+        h = self.pos_encoder(self.norm(x), positions)
         return self.attn(h, encoder_hidden_states=h[:, anchor_idx])
 
 
-def band_mask(frames: int, band: int | None, device: torch.device) -> torch.Tensor | None:
-    """(frames, frames) boolean mask, True where |i - j| <= band; None means full attention."""
-    if band is None or band >= frames - 1:
+def band_mask(positions: torch.Tensor, band: int | None) -> torch.Tensor | None:
+    """(f, f) boolean mask, True where frames i and j are at most ``band`` frames apart in time
+    (``positions``: (f,) frame times); None means full attention (no band, or it spans them all).
+    In the anchor pass's keyframe sequences (8 frames apart) a band of 2 leaves each keyframe
+    only itself: keyframes meet through the anchor branch."""
+    if band is None or band >= int(positions.max() - positions.min()):
         return None
-    idx = torch.arange(frames, device=device)
-    return (idx[:, None] - idx[None, :]).abs() <= band
+    return (positions[:, None] - positions[None, :]).abs() <= band
 
 
 class TemporalTransformerBlock(nn.Module):
@@ -146,12 +152,13 @@ class TemporalTransformerBlock(nn.Module):
         self.ff = FeedForward(dim, activation_fn="geglu")
         self.ff_norm = nn.LayerNorm(dim)
 
-    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, anchor_idx: torch.Tensor | None) -> torch.Tensor:
+    def forward(self, x: torch.Tensor, mask: torch.Tensor | None, anchor_idx: torch.Tensor | None,
+                positions: torch.Tensor | None = None) -> torch.Tensor:
         # x: (b h w) f c
         for attention, norm in zip(self.attention_blocks, self.norms):
-            x = attention(norm(x), mask) + x
+            x = attention(norm(x), mask, positions) + x
         if self.anchor is not None and anchor_idx is not None:
-            x = self.anchor(x, anchor_idx) + x
+            x = self.anchor(x, anchor_idx, positions) + x
         return self.ff(self.ff_norm(x)) + x
 
 
@@ -188,20 +195,22 @@ class TemporalTransformer(nn.Module):
             nn.init.zeros_(self.proj_out.weight)
             nn.init.zeros_(self.proj_out.bias)
 
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        # x: (b f) c h w
+    def forward(self, x: torch.Tensor, frames: int, positions: torch.Tensor | None = None) -> torch.Tensor:
+        # x: (b f) c h w ; positions: (f,) frame times, None = 0..f-1
         bf, c, h, w = x.shape
         b = bf // frames
         residual = x
         y = self.norm(x)
         y = y.view(b, frames, c, h, w).permute(0, 3, 4, 1, 2).reshape(b * h * w, frames, c)  # (b h w) f c
         y = self.proj_in(y)
-        mask = band_mask(frames, self.band, y.device)
-        anchor_idx = (
-            torch.arange(0, frames, self.anchor_stride, device=y.device) if self.anchor_stride else None
-        )
+        times = torch.arange(frames, device=y.device) if positions is None else positions.to(y.device)
+        mask = band_mask(times, self.band)
+        # anchors: the frames at multiples of the stride (in a keyframe sequence: every frame)
+        anchor_idx = torch.nonzero(times % self.anchor_stride == 0).flatten() if self.anchor_stride else None
+        if positions is not None:
+            positions = times - times.min()  # the encoding sees times relative to the sequence's start
         for block in self.transformer_blocks:
-            y = block(y, mask, anchor_idx)
+            y = block(y, mask, anchor_idx, positions)
         y = self.proj_out(y)
         y = y.view(b, h, w, frames, c).permute(0, 3, 4, 1, 2).reshape(bf, c, h, w)  # (b f) c h w
         return y + residual
@@ -214,5 +223,5 @@ class MotionModule(nn.Module):
         super().__init__()
         self.temporal_transformer = temporal_transformer
 
-    def forward(self, x: torch.Tensor, frames: int) -> torch.Tensor:
-        return self.temporal_transformer(x, frames)
+    def forward(self, x: torch.Tensor, frames: int, positions: torch.Tensor | None = None) -> torch.Tensor:
+        return self.temporal_transformer(x, frames, positions)

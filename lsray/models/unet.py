@@ -94,14 +94,16 @@ class LipSyncUNet(nn.Module):
         audio: torch.Tensor | None,
         timestep_cond: torch.Tensor | None = None,
         cache: "DeepCache | None" = None,
+        positions: torch.Tensor | None = None,
     ) -> torch.Tensor:
         """Predict the noise of ``sample``.
 
         sample: (B, in_channels, F, H, W); timestep: scalar or (B,); audio: (B*F, N, D) or
         (B, F, N, D), N = 10 x (Whisper layers + 1); timestep_cond: (B, time_cond_proj_dim), the
         guidance-scale embedding of distilled students; cache: DeepCache-style reuse of the deep
-        features between adjacent sampling steps (see :class:`DeepCache`). Returns
-        (B, out_channels, F, H, W).
+        features between adjacent sampling steps (see :class:`DeepCache`); positions: (F,) the
+        frames' times in frames, for sequences that are not consecutive frames (the anchor pass's
+        keyframes, every 8th frame); None = 0..F-1. Returns (B, out_channels, F, H, W).
         """
         b, _, f, h, w = sample.shape
         if self.config.center_input_sample:
@@ -125,21 +127,21 @@ class LipSyncUNet(nn.Module):
         if cache is not None and cache.reuse and cache.deep is not None:
             # Shallow step: only the first down level and the last up level run; everything in
             # between is the previous full step's output (features change slowly between steps).
-            x, s = self.down_blocks[0](x, temb, audio, f)
+            x, s = self.down_blocks[0](x, temb, audio, f, positions)
             skips.extend(s)
-            x = last(cache.deep, temb, audio, f, skips[: len(last.resnets)], None)
+            x = last(cache.deep, temb, audio, f, skips[: len(last.resnets)], None, positions)
         else:
             for block in self.down_blocks:
-                x, s = block(x, temb, audio, f)
+                x, s = block(x, temb, audio, f, positions)
                 skips.extend(s)
-            x = self.mid_block(x, temb, audio, f)
+            x = self.mid_block(x, temb, audio, f, positions)
             for block in self.up_blocks:
                 res = skips[-len(block.resnets):]
                 del skips[-len(block.resnets):]
                 size = tuple(skips[-1].shape[-2:]) if skips and block.upsamplers is not None else None
                 if block is last and cache is not None:
                     cache.deep = x  # what the last up level receives: reused by the shallow steps
-                x = block(x, temb, audio, f, res, size)
+                x = block(x, temb, audio, f, res, size, positions)
         x = self.conv_act(video_group_norm(self.conv_norm_out, x, f))
         x = self.conv_out(x)
         return x.view(b, f, -1, h, w).transpose(1, 2)  # b c f h w
