@@ -171,7 +171,7 @@ def test_mouth_weight_weights_the_regenerated_region(tiny, monkeypatch, mouth_we
     job = stage2.Stage2Job(cfg, torch.device("cpu"))
     regen = []
 
-    def model(inp, t, audio, a0, window):
+    def model(inp, t, audio, a0, window, positions=None):
         r = (1.0 - inp[:, 4:5]).expand(-1, 4, -1, -1, -1)  # side[0] is the keep-mask (1 = keep)
         regen.append(r)
         return r, None
@@ -209,3 +209,187 @@ def test_audio_check_sees_a_deaf_unet_and_a_listening_one(tiny):
     deaf = audio_reliance(deaf_dir, tiny["shards"], **kw)
     assert deaf.right == deaf.shuffled and deaf.gain == 0.0
     assert "another sequence's (+0.0 %)" in deaf.describe()
+
+
+# --------------------------------------------------------------------------------------------
+# Long-range anchors (upgrade 3): training pins keyframes the way the sampler does
+# --------------------------------------------------------------------------------------------
+LONG = 64  # frames of an anchors training sequence
+ANCHORS_8 = {"temporal": {"band": 2, "anchor_stride": 8, "max_len": 64}}
+
+
+@pytest.fixture(scope="module")
+def long_shards(tiny) -> Path:
+    return synthetic_shards(tiny["root"] / "long", clips=1, frames=LONG, size=SIZE)
+
+
+def long_config(tiny, long_shards, **over) -> dict:
+    cfg = stage2_config(tiny, tiny["root"] / "unused", unet_overrides=ANCHORS_8, anchor_window=16,
+                        data={"shards": str(long_shards), "image_size": SIZE, "seq_len": LONG, "stride": LONG,
+                              "batch_size": 1})
+    cfg.update(over)
+    return cfg
+
+
+def spy_forward(monkeypatch, unet) -> list[dict]:
+    """Record what ``unet`` is called with (its input, audio and frame positions)."""
+    calls: list[dict] = []
+    forward = unet.forward
+
+    def spy(sample, timestep, audio, *args, positions=None, **kwargs):
+        calls.append({"sample": sample.detach().clone(), "audio": audio.detach().clone(), "positions": positions})
+        return forward(sample, timestep, audio, *args, positions=positions, **kwargs)
+
+    monkeypatch.setattr(unet, "forward", spy)
+    return calls
+
+
+def first_batch(cfg) -> dict:
+    from lsray.train.data import collate, local_sequences
+    from lsray.train.runner import sequence_kwargs
+
+    return collate(local_sequences(cfg.data.shards, **sequence_kwargs(cfg))[:cfg.data.batch_size])
+
+
+def fake_latent_batch(b: int = 2, f: int = 64):
+    from lsray.train.latents import LatentBatch
+
+    g = torch.Generator().manual_seed(0)
+    return LatentBatch(latents=torch.randn(b, 4, f, 2, 2, generator=g), side=torch.randn(b, 9, f, 2, 2, generator=g),
+                       mask_latent=torch.ones(b, 1, f, 2, 2), audio=torch.randn(b * f, 3, 5, generator=g),
+                       frames=torch.randn(b, f, 3, 4, 4, generator=g), pixel_mask=torch.ones(4, 4))
+
+
+def test_anchor_layout_draws_pinned_windows_keyframe_sequences_and_plain_ones():
+    from lsray.train.config import AnchorTraining
+    from lsray.train.latents import anchor_layout
+
+    lb = fake_latent_batch()
+    settings = AnchorTraining(pin_probability=0.5, keyframe_probability=0.3, overlap=2)
+
+    def draws(seed: int):
+        g = torch.Generator().manual_seed(seed)
+        return [anchor_layout(lb, settings, 8, 64, g) for _ in range(60)]
+
+    layouts = draws(1)
+    for a, b in zip(layouts, draws(1)):  # deterministic given the generator
+        assert a.keyframes == b.keyframes and str(a.pins) == str(b.pins)
+    kinds = {"keyframes": 0, "pinned": 0, "plain": 0}
+    leading = set()
+    for lay in layouts:
+        if lay.keyframes:
+            kinds["keyframes"] += 1
+            assert lay.positions.tolist() == list(range(0, 64, 8)) == lay.frames.tolist()
+            torch.testing.assert_close(lay.batch.latents, lb.latents[:, :, ::8])
+            torch.testing.assert_close(lay.batch.side, lb.side[:, :, ::8])
+            torch.testing.assert_close(lay.batch.frames, lb.frames[:, ::8])
+            torch.testing.assert_close(lay.batch.audio, lb.audio.view(2, 64, 3, 5)[:, ::8].flatten(0, 1))
+            k = 0 if lay.pins is None else int(lay.pins.sum())
+            assert lay.pins is None or lay.pins.tolist() == [True] * k + [False] * (8 - k)
+            leading.add(k)
+        elif lay.pins is not None:
+            kinds["pinned"] += 1
+            assert lay.positions is None and lay.batch is lb
+            assert lay.pins.tolist() == [i % 8 == 0 for i in range(64)]
+        else:
+            kinds["plain"] += 1
+    assert all(kinds.values()), kinds
+    assert leading == {0, 1, 2}  # the overlap's pinned keyframes: 0..overlap
+
+    # positions stay inside the UNet's positional table; too few keyframes: no keyframe sequence
+    always = AnchorTraining(pin_probability=1.0, keyframe_probability=1.0, overlap=1)
+    lay = anchor_layout(lb, always, 8, 40, torch.Generator().manual_seed(0))
+    assert lay.positions.tolist() == [0, 8, 16, 24, 32]
+    short = anchor_layout(fake_latent_batch(f=8), always, 8, 64, torch.Generator().manual_seed(0))
+    assert not short.keyframes and short.pins.tolist() == [True] + [False] * 7
+    # stride 1: every frame would be pinned, which leaves nothing to learn
+    assert anchor_layout(fake_latent_batch(f=4), AnchorTraining(keyframe_probability=0.0, pin_probability=1.0),
+                         1, 64, torch.Generator()).pins is None
+
+
+@pytest.mark.parametrize("kind", ["pinned", "keyframes"])
+def test_stage2_trains_a_64_frame_sequence_to_follow_anchors(tiny, long_shards, monkeypatch, kind):
+    from lsray.train.stage2 import Stage2Job
+
+    anchors = ({"pin_probability": 1.0, "keyframe_probability": 0.0} if kind == "pinned"
+               else {"keyframe_probability": 1.0, "overlap": 1})
+    cfg = load_job_config(long_config(tiny, long_shards, anchors=anchors))
+    torch.manual_seed(0)
+    job = Stage2Job(cfg, torch.device("cpu"))
+    batch = first_batch(cfg)
+    with torch.no_grad():
+        lb = job.inputs.prepare(batch, torch.device("cpu"))  # the clean latents (the VAE's mode)
+    calls = spy_forward(monkeypatch, job.unet)
+    before = {n: p.detach().clone() for n, p in job.unet.named_parameters() if p.requires_grad}
+    m = job.step(batch, 0)
+    assert all(np.isfinite(v) for v in m.values()), m
+    assert any(not torch.equal(p, before[n]) for n, p in job.unet.named_parameters() if p.requires_grad)
+
+    keys = torch.arange(LONG) % 8 == 0
+    if kind == "pinned":  # the full pass and the 16-frame anchor-window pass, keyframes clean in both
+        assert len(calls) == 2 and "anchor" in m and "recon" in m
+        full, win = calls
+        assert full["positions"] is None and full["sample"].shape[2] == LONG
+        assert torch.equal(full["sample"][:, :4, keys], lb.latents[:, :, keys])
+        assert not torch.equal(full["sample"][:, :4, ~keys], lb.latents[:, :, ~keys])  # the rest is noised
+        assert win["sample"].shape[2] == 16
+        torch.testing.assert_close(win["sample"], full["sample"][:, :, :16])  # step 0: the window at frame 0
+    else:  # one pass over the keyframes at their frame times, no window pass
+        assert len(calls) == 1 and "anchor" not in m
+        (call,) = calls
+        assert call["positions"].tolist() == list(range(0, LONG, 8))
+        assert call["sample"].shape[2] == 8
+        assert torch.equal(call["sample"][:, 4:], lb.side[:, :, keys])  # their own mask / masked / reference
+        assert torch.equal(call["audio"], lb.audio.view(1, LONG, *lb.audio.shape[1:])[:, keys].flatten(0, 1))
+        # overlap 1: at most frame 0 is pinned, the other keyframes are noised
+        assert not torch.equal(call["sample"][:, :4, 1:], lb.latents[:, :, keys][:, :, 1:])
+
+
+def test_stage2_noise_loss_leaves_pinned_frames_out(tiny, monkeypatch):
+    """A UNet wrong only at the keyframes: no noise loss once they are pinned (the sampler keeps
+    their clean latents); with nothing pinned the same error counts."""
+    import lsray.train.stage2 as stage2
+    from lsray.train.config import AnchorTraining
+
+    cfg = load_job_config(stage2_config(tiny, tiny["root"] / "pins", discriminator=None, recon_weight=0.0,
+                                        smooth_weight=0.0, anchor_weight=0.0, mouth_weight=2.0,
+                                        anchors={"pin_probability": 1.0, "keyframe_probability": 0.0}))
+    job = stage2.Stage2Job(cfg, torch.device("cpu"))
+    keys = (torch.arange(FRAMES) % 4 == 0).view(1, 1, -1, 1, 1)
+
+    def model(inp, t, audio, a0, window, positions=None):
+        return keys.float().expand(inp.shape[0], 4, -1, *inp.shape[3:]), None
+
+    monkeypatch.setattr(job, "model", model)
+    monkeypatch.setattr(stage2, "prediction_target", lambda latents, *a: torch.zeros_like(latents))
+    batch = first_batch(cfg)
+    assert float(job.losses(batch, 0)["noise"]) == 0.0
+    job.cfg = cfg.model_copy(update={"anchors": AnchorTraining(pin_probability=0.0, keyframe_probability=0.0)})
+    assert float(job.losses(batch, 0)["noise"]) > 0.0
+
+
+def test_stage2_without_anchors_is_unchanged(tiny):
+    """anchors None is today's step; anchors whose layout pins nothing give the very same losses
+    (the layout is drawn after the noise and timesteps, from the same generator)."""
+    from lsray.train.stage2 import Stage2Job
+
+    runs = []
+    for anchors in (None, {"pin_probability": 0.0, "keyframe_probability": 0.0}):
+        cfg = load_job_config(stage2_config(tiny, tiny["root"] / "same", anchors=anchors))
+        torch.manual_seed(0)
+        job = Stage2Job(cfg, torch.device("cpu"))
+        runs.append(job.losses(first_batch(cfg), 3, generator=torch.Generator().manual_seed(11)))
+    plain, layout = runs
+    assert set(plain) == set(layout) and {"noise", "recon", "smooth", "anchor", "adv"} <= set(plain)
+    for key, value in plain.items():
+        assert torch.equal(value, layout[key]), key
+
+
+def test_anchors_need_a_unet_with_anchor_stride(tiny):
+    from lsray.errors import LsrayError
+    from lsray.train.stage2 import Stage2Job
+
+    cfg = load_job_config(stage2_config(tiny, tiny["root"] / "none", anchors={},
+                                        unet_overrides={"temporal": {"band": 2, "max_len": 64}}))
+    with pytest.raises(LsrayError, match="anchor_stride"):
+        Stage2Job(cfg, torch.device("cpu"))

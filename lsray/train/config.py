@@ -50,6 +50,23 @@ class DataSettings(_Strict):
     seed: int = 0
 
 
+class AnchorTraining(_Strict):
+    """Training to follow long-range anchors (upgrade 3), the way inference uses them: a clip's
+    keyframes (every ``anchor_stride``-th frame, the UNet's ``temporal.anchor_stride``) are sampled
+    first as keyframe sequences, then every window is sampled with its keyframes *pinned* (clean
+    latents in the noisy channels, :mod:`lsray.sampling.pins`). Each training step draws one layout
+    (:func:`lsray.train.latents.anchor_layout`): with ``keyframe_probability`` the sequence becomes a
+    keyframe sequence (its frames 0, stride, 2 stride, ... at their frame times) whose first k in
+    [0, ``overlap``] keyframes are pinned (the previous anchor sequence's overlap); otherwise, with
+    ``pin_probability``, its keyframes are pinned (a window of the local pass); else nothing is.
+    Pinned frames are excluded from the diffusion / consistency loss (the sampler overwrites them).
+    """
+
+    pin_probability: float = Field(0.75, ge=0.0, le=1.0)
+    keyframe_probability: float = Field(0.25, ge=0.0, le=1.0)
+    overlap: int = Field(1, ge=0)  # at most this many leading keyframes of a keyframe sequence are pinned
+
+
 class Stage2Config(_Strict):
     """Stage-2 fine-tune: LatentSync's objective + lip discriminator (2) + temporal losses (3)."""
 
@@ -89,6 +106,7 @@ class Stage2Config(_Strict):
     smooth_weight: float = 0.1
     anchor_weight: float = 0.1
     anchor_window: int | None = 16  # frames of the windowed pass the anchor-consistency loss compares
+    anchors: AnchorTraining | None = None  # pinned keyframes / keyframe sequences (None: off)
 
 
 class DistillConfig(_Strict):
@@ -112,6 +130,7 @@ class DistillConfig(_Strict):
     huber_c: float = 0.001
     student_steps: int = 4  # the output bundle's default
     trainable: tuple[str, ...] = ("",)  # the whole UNet (prefix "" matches every parameter)
+    anchors: AnchorTraining | None = None  # the student learns to follow pinned keyframes too (None: off)
 
 
 class SyncNetTrainConfig(_Strict):

@@ -14,6 +14,10 @@ One step (:meth:`DistillJob.step`), as diffusers' ``train_lcm_distill_sd`` on La
     (``eps_u + w (eps_c - eps_u)``), one DDIM step t -> s;
  5. EMA target (frozen copy of the student): f(x_s, s, w), no gradient;
  6. pseudo-Huber loss between 3 and 5; optimizer step; EMA update of the target.
+With ``anchors`` (:func:`lsray.train.latents.anchor_layout`, as in stage 2) each step draws pinned
+keyframes or a keyframe sequence: student, teacher and EMA target all see the clean latents at the
+pinned frames (x_t and x_s alike) and the frame times, and the loss leaves pinned frames out, so a
+1-4 step student follows anchors as the teacher does.
 The output bundle's sampler is ``lcm`` with 4 steps; :func:`lsray.sampling.denoise_window`
 (``sampler="lcm"``) samples it in 1, 2 or 4 steps.
 """
@@ -27,10 +31,13 @@ import torch
 
 from lsray.models.losses import pseudo_huber
 from lsray.sampling import guidance_embedding
+from lsray.sampling.pins import pin_latents
 from lsray.train.config import DistillConfig
 from lsray.train.latents import (
     InpaintingInputs,
     add_noise,
+    anchor_layout,
+    anchor_stride,
     enable_gradient_checkpointing,
     predicted_x0,
     sample_noise,
@@ -70,6 +77,7 @@ class DistillJob:
         bundle = load_bundle(cfg.teacher, device="cpu")
         self.bundle_config = bundle.config
         self.teacher = bundle.unet.to(device).eval().requires_grad_(False)
+        self.anchor_stride = anchor_stride(self.teacher.config, cfg.anchors)  # None: no anchors training
         self.student = student_from_teacher(bundle.unet, cfg.time_cond_proj_dim).to(device).train()
         params = trainable_parameters(self.student, cfg.trainable)
         if device.type == "cuda" and cfg.ray.gradient_checkpointing:
@@ -124,29 +132,39 @@ class DistillJob:
         t = self.grid[n]
         s = (t - self.k).clamp(min=0)
         noise = sample_noise(lb.latents, cfg.data.shared_noise, generator)
-        x_t = add_noise(lb.latents, noise, ac, t)
         # 2. guidance scale as an input
         w = cfg.w_min + (cfg.w_max - cfg.w_min) * torch.rand((b,), generator=generator)
         w_emb = guidance_embedding(w, cfg.time_cond_proj_dim).to(self.device)  # b d
         w = w.to(self.device).view(-1, 1, 1, 1, 1)
+        positions = pins = None
+        if cfg.anchors is not None:  # drawn last: with nothing pinned, the same step as without
+            layout = anchor_layout(lb, cfg.anchors, self.anchor_stride, self.teacher.config.temporal.max_len, generator)
+            lb, positions, pins = layout.batch, layout.positions, layout.pins
+            noise = layout.select(noise)  # b 4 f' h w
+        x_t = add_noise(lb.latents, noise, ac, t)
+        x_t = pin_latents(x_t, lb.latents, pins)  # pinned frames: clean latents, whatever t
         # 3. student consistency function at t
-        out_t = self.model(torch.cat([x_t, lb.side], 1), t, lb.audio, timestep_cond=w_emb)
+        out_t = self.model(torch.cat([x_t, lb.side], 1), t, lb.audio, timestep_cond=w_emb, positions=positions)
         c_skip_t, c_out_t = boundary_scalings(t)
         pred = c_skip_t * x_t + c_out_t * predicted_x0(out_t, x_t, ac, t, self.kind)
         with torch.no_grad():
             # 4. teacher: CFG with zeroed audio, one DDIM step t -> s
             inp = torch.cat([x_t, lb.side], 1)
-            x0_c = predicted_x0(self.teacher(inp, t, lb.audio), x_t, ac, t, self.kind)
-            x0_u = predicted_x0(self.teacher(inp, t, torch.zeros_like(lb.audio)), x_t, ac, t, self.kind)
+            eps_c = self.teacher(inp, t, lb.audio, positions=positions)
+            eps_u = self.teacher(inp, t, torch.zeros_like(lb.audio), positions=positions)
+            x0_c, x0_u = (predicted_x0(e, x_t, ac, t, self.kind) for e in (eps_c, eps_u))
             x0_g = x0_u + w * (x0_c - x0_u)  # CFG: x0 is affine in eps at fixed x_t, so this is eps-space CFG
             a_t = ac[t].view(-1, 1, 1, 1, 1)
             eps_g = (x_t - a_t.sqrt() * x0_g) / (1 - a_t).sqrt()
             a_s = ac[s].view(-1, 1, 1, 1, 1)
             x_s = a_s.sqrt() * x0_g + (1 - a_s).sqrt() * eps_g
+            x_s = pin_latents(x_s, lb.latents, pins)  # still clean at s
             # 5. EMA target at s
-            out_s = self.target(torch.cat([x_s, lb.side], 1), s, lb.audio, timestep_cond=w_emb)
+            out_s = self.target(torch.cat([x_s, lb.side], 1), s, lb.audio, timestep_cond=w_emb, positions=positions)
             c_skip_s, c_out_s = boundary_scalings(s)
             target = c_skip_s * x_s + c_out_s * predicted_x0(out_s, x_s, ac, s, self.kind)
+        if pins is not None:  # 6. only the frames the student decides (the sampler keeps pinned ones clean)
+            pred, target = pred[:, :, ~pins], target[:, :, ~pins]
         loss = pseudo_huber(pred, target, cfg.huber_c)
         return {"total": loss, "huber": loss.detach()}
 

@@ -2,7 +2,9 @@
 
 The frozen VAE encodes the frames, their masked copies and the reference frames with the same
 :class:`~lsray.models.codec.LatentCodec` as the sample stage at inference, and the mask is resized
-to the latent grid with nearest-neighbour, as there.
+to the latent grid with nearest-neighbour, as there. :func:`anchor_layout` then decides, per step,
+which of the sequence's frames are pinned or whether the UNet sees its keyframes only (upgrade 3's
+long-range anchors, trained the way the sampler uses them).
 """
 
 from __future__ import annotations
@@ -14,10 +16,14 @@ import numpy as np
 import torch
 import torch.nn.functional as F
 
+from lsray.errors import LsrayError
 from lsray.models.codec import LatentCodec
+from lsray.sampling.pins import keyframe_pins
 
 if TYPE_CHECKING:
     from lsray.bundle import ModelBundle
+    from lsray.models.config import UNetConfig
+    from lsray.train.config import AnchorTraining
 
 
 @dataclass
@@ -67,6 +73,73 @@ class InpaintingInputs:
             latents=latents, side=torch.cat([m, masked, ref_lat], dim=1), mask_latent=m,
             audio=audio.reshape(b * f, *audio.shape[2:]), frames=frames, pixel_mask=self.mask,
         )
+
+
+@dataclass
+class AnchorLayout:
+    """What one training step makes of a sequence for long-range anchors (upgrade 3): the frames
+    the UNet sees (``batch``: the sequence, or its keyframes), their frame times and the pinned
+    frames, whose noisy channels carry the clean latents (:func:`lsray.sampling.pins.pin_latents`)."""
+
+    batch: LatentBatch  # the sequence, or its keyframes (every ``stride``-th frame)
+    frames: torch.Tensor | None = None  # (F',) long: the sequence's frames in ``batch`` (None: all of them)
+    positions: torch.Tensor | None = None  # (F',) long frame times for the UNet (None: 0..F'-1)
+    pins: torch.Tensor | None = None  # (F',) bool, True = pinned (None: none)
+
+    @property
+    def keyframes(self) -> bool:
+        """A keyframe sequence (frames ``stride`` apart): no windowed pass, no sync loss."""
+        return self.frames is not None
+
+    def select(self, x: torch.Tensor, dim: int = 2) -> torch.Tensor:
+        """``x``'s frames (along ``dim``) that are in ``batch``: e.g. noise drawn for the whole sequence."""
+        return x if self.frames is None else x.index_select(dim, self.frames.to(x.device))
+
+
+def anchor_stride(unet_config: "UNetConfig", anchors: "AnchorTraining | None") -> int | None:
+    """The keyframe stride anchors training pins at: the UNet's ``temporal.anchor_stride``, as at
+    inference (None when ``anchors`` is None). A UNet without anchors cannot be trained with them."""
+    if anchors is None:
+        return None
+    stride = unet_config.temporal.anchor_stride
+    if not stride:
+        raise LsrayError("anchors training pins every anchor_stride-th frame, but the UNet has no "
+                         "temporal.anchor_stride: set it (stage 2: unet_overrides.temporal.anchor_stride; "
+                         "distillation: a teacher trained with it) or drop 'anchors'")
+    return stride
+
+
+def anchor_layout(lb: LatentBatch, anchors: "AnchorTraining", stride: int, max_len: int,
+                  generator: torch.Generator | None = None) -> AnchorLayout:
+    """One step's anchor layout of the sequence ``lb`` (F frames), drawn with ``generator``:
+
+    - with ``anchors.keyframe_probability``, a keyframe sequence (the anchor pass): frames 0,
+      stride, 2 stride, ... (frame times < ``max_len``, the UNet's positional table) at those
+      times, the first k ~ U{0..overlap} of them pinned (the previous anchor sequence's overlap;
+      at least one stays free). Needs at least two keyframes, else the sequence stays as is;
+    - else, with ``anchors.pin_probability``, the sequence with its keyframes pinned (a window of
+      the local pass; never every frame, which leaves nothing to learn);
+    - else the sequence with nothing pinned.
+    The same three draws every step, so a seeded generator gives the same layouts.
+    """
+    f = lb.latents.shape[2]
+    device = lb.latents.device
+    u_key, u_pin = torch.rand((2,), generator=generator).tolist()
+    k = int(torch.randint(0, anchors.overlap + 1, (1,), generator=generator))
+    idx = torch.arange(0, min(f, max_len), stride)  # the keyframes' frame times
+    if u_key < anchors.keyframe_probability and len(idx) >= 2:
+        k = min(k, len(idx) - 1)
+        pins = (torch.arange(len(idx)) < k) if k else None
+        b = lb.latents.shape[0]
+        i = idx.to(device)
+        audio = lb.audio.view(b, f, *lb.audio.shape[1:])[:, i].flatten(0, 1)  # (b f') n d
+        key = LatentBatch(latents=lb.latents[:, :, i], side=lb.side[:, :, i], mask_latent=lb.mask_latent[:, :, i],
+                          audio=audio, frames=lb.frames[:, i], pixel_mask=lb.pixel_mask)
+        return AnchorLayout(key, frames=idx, positions=i, pins=None if pins is None else pins.to(device))
+    pins = keyframe_pins(torch.arange(f), stride)
+    if u_pin < anchors.pin_probability and not pins.all():
+        return AnchorLayout(lb, pins=pins.to(device))
+    return AnchorLayout(lb)
 
 
 def sample_noise(latents: torch.Tensor, shared: float, generator: torch.Generator | None = None) -> torch.Tensor:

@@ -13,6 +13,11 @@ One training step, top to bottom (:meth:`Stage2Job.step`):
  5. upgrade 2: mouth crops (96 x 96) of decoded vs real frames through the multi-scale PatchGAN:
     generator hinge/LSGAN loss x ``adversarial_weight(step)`` (linear warm-up from 0) + feature
     matching; then the discriminator's own step with its own optimizer.
+With ``anchors`` (upgrade 3's long-range anchors, :func:`lsray.train.latents.anchor_layout`) each
+step first draws how the sequence is seen, as inference sees its frames: keyframes pinned (clean
+latents in the noisy channels), or a keyframe sequence at its frame times (``positions``) with its
+leading keyframes pinned. Pinned frames are out of the noise loss and their x0 estimate is the clean
+latent, so recon / smooth / adversarial terms teach the free frames to join the given anchors.
 """
 
 from __future__ import annotations
@@ -35,10 +40,13 @@ from lsray.models.discriminator import (
     generator_adv_loss,
 )
 from lsray.models.losses import PerceptualLoss, mouth_box, mouth_crops, temporal_smoothness
+from lsray.sampling.pins import pin_latents
 from lsray.train.config import Stage2Config
 from lsray.train.latents import (
     InpaintingInputs,
     add_noise,
+    anchor_layout,
+    anchor_stride,
     enable_gradient_checkpointing,
     predicted_x0,
     prediction_target,
@@ -110,10 +118,14 @@ class UNetPasses(torch.nn.Module):
         super().__init__()
         self.unet = unet
 
-    def forward(self, inp: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, a0: int = 0, window: int = 0):
-        eps = self.unet(inp, t, audio)  # b 4 f h w
+    def forward(self, inp: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, a0: int = 0, window: int = 0,
+                positions: torch.Tensor | None = None):
+        # positions: the frames' times (a keyframe sequence's); the window pass is for contiguous frames only
+        eps = self.unet(inp, t, audio, positions=positions)  # b 4 f h w
         if not window:
             return eps, None
+        if positions is not None:
+            raise ValueError("the anchor-window pass needs contiguous frames (positions=None)")
         b, f = inp.shape[0], inp.shape[2]
         audio_w = audio.view(b, f, *audio.shape[1:])[:, a0 : a0 + window].flatten(0, 1)
         return eps, self.unet(inp[:, :, a0 : a0 + window], t, audio_w)
@@ -136,6 +148,7 @@ class Stage2Job:
         bundle = load_bundle(cfg.bundle, device="cpu")
         self.export_config = exported_config(bundle.config, cfg)
         self.unet = upgraded_unet(bundle.unet, cfg.unet_overrides).to(device).train()
+        self.anchor_stride = anchor_stride(self.unet.config, cfg.anchors)  # None: no anchors training
         params = trainable_parameters(self.unet, cfg.trainable)
         if device.type == "cuda" and cfg.ray.gradient_checkpointing:
             enable_gradient_checkpointing(self.unet)
@@ -186,29 +199,46 @@ class Stage2Job:
         if t is None:
             t = torch.randint(0, self.num_timesteps, (b,), generator=generator)
         t = t.to(self.device)
+        positions = pins = None
+        keyframes = False
+        if cfg.anchors is not None:  # drawn after noise and t: with nothing pinned, the same step as without
+            layout = anchor_layout(lb, cfg.anchors, self.anchor_stride, self.unet.config.temporal.max_len, generator)
+            lb, positions, pins, keyframes = layout.batch, layout.positions, layout.pins, layout.keyframes
+            noise = layout.select(noise)  # b 4 f' h w
+            f = lb.latents.shape[2]
         noisy = add_noise(lb.latents, noise, self.alphas_cumprod, t)
+        noisy = pin_latents(noisy, lb.latents, pins)  # pinned frames: clean latents, whatever t
         inp = torch.cat([noisy, lb.side], dim=1)  # b 13 f h w
         stride = self.unet.config.temporal.anchor_stride
         a0 = window = 0
-        if cfg.anchor_weight > 0 and cfg.anchor_window and stride and f > cfg.anchor_window:
+        if cfg.anchor_weight > 0 and cfg.anchor_window and stride and f > cfg.anchor_window and not keyframes:
             n_starts = (f - cfg.anchor_window) // stride + 1
             a0, window = stride * (step % n_starts), cfg.anchor_window  # anchor-aligned, cycling
-        pred, pred_w = self.model(inp, t, lb.audio, a0, window)  # b 4 f h w
+        pred, pred_w = self.model(inp, t, lb.audio, a0, window, positions)  # b 4 f h w
         target = prediction_target(lb.latents, noise, self.alphas_cumprod, t, self.prediction_type)
-        if cfg.mouth_weight > 0:  # weighted mean, same scale as the plain MSE
-            weight = (1.0 + cfg.mouth_weight * lb.regenerated).expand_as(pred)
+        free = None if pins is None else ~pins  # (f,) the frames the UNet decides
+        if cfg.mouth_weight > 0 or free is not None:  # weighted mean, same scale as the plain MSE
+            weight = 1.0 + cfg.mouth_weight * lb.regenerated  # b 1 f h w
+            if free is not None:  # pinned frames: the sampler overwrites them, nothing to learn
+                weight = weight * free.to(weight.dtype).view(1, 1, -1, 1, 1)
+            weight = weight.expand_as(pred)
             out: dict[str, torch.Tensor] = {"noise": (weight * (pred - target) ** 2).sum() / weight.sum()}
         else:
             out = {"noise": F.mse_loss(pred, target)}
         total = cfg.noise_weight * out["noise"]
 
         x0 = predicted_x0(pred, noisy, self.alphas_cumprod, t, self.prediction_type)  # b 4 f h w
+        x0 = pin_latents(x0, lb.latents, pins)  # what the sampler keeps at pinned frames
         if cfg.smooth_weight > 0:
             out["smooth"] = temporal_smoothness(x0, lb.latents, lb.regenerated)
             total = total + cfg.smooth_weight * out["smooth"]
         if pred_w is not None:
-            out["anchor"] = F.mse_loss(pred_w, pred[:, :, a0 : a0 + window].detach())
-            total = total + cfg.anchor_weight * out["anchor"]
+            full_w = pred[:, :, a0 : a0 + window].detach()
+            if free is not None:  # compared where both passes decide (a0 is anchor-aligned: same pins)
+                pred_w, full_w = pred_w[:, :, free[a0 : a0 + window]], full_w[:, :, free[a0 : a0 + window]]
+            if pred_w.shape[2]:
+                out["anchor"] = F.mse_loss(pred_w, full_w)
+                total = total + cfg.anchor_weight * out["anchor"]
 
         need_pixels = cfg.recon_weight > 0 or self.syncnet or self.perceptual or self.disc is not None
         if need_pixels:
@@ -216,7 +246,7 @@ class Stage2Job:
             if cfg.recon_weight > 0:
                 out["recon"] = F.l1_loss(decoded, lb.frames)
                 total = total + cfg.recon_weight * out["recon"]
-            if self.syncnet is not None and cfg.sync_weight > 0:
+            if self.syncnet is not None and cfg.sync_weight > 0 and not keyframes:  # SyncNet reads consecutive frames
                 n = self.syncnet.config.num_frames
                 prob = self.syncnet(decoded[:, :n], batch["mel"].to(self.device))
                 out["sync"] = F.binary_cross_entropy(prob, torch.ones_like(prob))
