@@ -20,7 +20,10 @@ def single_thread() -> Iterator[None]:
     CPU reductions split across threads sum in a thread-count dependent order, so the same
     clip would give different bits on a 2-core laptop, a 4-CPU Ray actor and a 16-core Serve
     replica. The small models that feed the UNet (audio tokens, voice conversion) run this way,
-    so every runner gives the UNet identical inputs; the UNet itself is not affected this way.
+    so every runner gives the UNet identical inputs. The UNet and VAE on 16-frame windows were
+    measured thread-invariant; on the anchor pass's short keyframe sequences (3-8 frames) they
+    are not (1e-6 apart, amplified along the keyframe chain), so on CPU the anchor pass runs
+    this way too.
     """
     before = torch.get_num_threads()
     torch.set_num_threads(1)

@@ -30,6 +30,7 @@ from talking import write_blank_clip, write_dub, write_face_clip
 FRAMES, SIZE = 16, (160, 120)
 TEST_STAGES = {
     "prepare": {"num_cpus": 0.5, "max_size": 2},
+    "anchors": {"num_cpus": 0.25},
     "shard": {"num_cpus": 0.25},
     "audio": {"num_cpus": 0.25},
     # The accelerator token is the sample stage's whole claim: with a CPU claim as well, CPU

@@ -1,10 +1,12 @@
 """One clip flow, three runners: a distilled (LCM) bundle whose config selects a Coqui voice
-backend dubs the same clip through ``lsray dub-one``, ``lsray dub`` (Ray Data, 2 nodes) and Serve
-(2 nodes, S3 staging, every replica with its own scratch folder), with no sampler or voice flags.
+backend and long-range anchors dubs the same clip through ``lsray dub-one``, ``lsray dub`` (Ray
+Data, 2 nodes) and Serve (2 nodes, S3 staging, every replica with its own scratch folder), with no
+sampler, anchor or voice flags.
 
-Each runner must sample with LCM at the bundle's step count on the distillation's timestep grid
-(UNet calls counted and their timesteps recorded by the sample stage), re-voice with the bundle's
-backend, and make bit-identical mouths (the sha256 of the generated crops).
+Each runner must run the anchor pass, sample with LCM at the bundle's step count on the
+distillation's timestep grid (UNet calls counted and their timesteps recorded by the sample
+stage), re-voice with the bundle's backend, and make bit-identical mouths (the sha256 of the
+generated crops).
 """
 
 from __future__ import annotations
@@ -32,7 +34,7 @@ def distilled(tiny_bundle, tmp_path_factory) -> Path:
     what it writes does), whose config selects OpenVoice (tiny random weights inside the bundle)."""
     import torch
 
-    from lsray.bundle.config import CONFIG_FILE, BundleConfig, VoiceDefaults
+    from lsray.bundle.config import CONFIG_FILE, AnchorSampling, BundleConfig, VoiceDefaults
     from lsray.train.config import load_job_config
     from lsray.train.runner import train_local
     from lsray.train.tiny import synthetic_shards
@@ -55,6 +57,9 @@ def distilled(tiny_bundle, tmp_path_factory) -> Path:
     torch.save({"model": ov.state_dict()}, voice / "checkpoint.pth")
     config = BundleConfig.read(bundle / CONFIG_FILE)
     config.voice = VoiceDefaults(backend="openvoice", model_dir="voice/openvoice")
+    # long-range anchors on: every runner runs the anchor pass before its windows (the parity UNet
+    # has 24 temporal positions: sequences of 3 keyframes 8 frames apart)
+    config.sampler.anchors = AnchorSampling(stride=8, sequence=3, overlap=1)
     config.write(bundle / CONFIG_FILE)
     return bundle
 
@@ -122,6 +127,7 @@ def _digest(bundle: Path, clip: dict, **options) -> str:
     result = run_clip(ClipFlow(load_bundle(bundle, device="cpu"), encode_preset="ultrafast"),
                       ClipSpec("face", str(clip["video"]), str(clip["audio"]), str(out), DubOptions(**options)))
     assert result.status == "done", result.error
+    assert result.sampling["anchors"]["keyframes"] == len(range(0, result.frames, 8))
     return result.sampling["generated_sha256"]
 
 
@@ -188,7 +194,8 @@ def test_batch_runner_gives_the_same_mouths(ray_cluster, distilled, clip, local_
 
     catalog = tmp_path / "catalog.jsonl"
     catalog.write_text(json.dumps({"clip_id": "face", "video": str(clip["video"]), "audio": str(clip["audio"])}) + "\n")
-    stages = {"prepare": {"num_cpus": 0.5}, "shard": {"num_cpus": 0.25}, "audio": {"num_cpus": 0.25},
+    stages = {"prepare": {"num_cpus": 0.5}, "anchors": {"num_cpus": 0.25}, "shard": {"num_cpus": 0.25},
+              "audio": {"num_cpus": 0.25},
               "sample": {"num_cpus": 0, "resources": {"accelerator": 1}}, "render": {"num_cpus": 0.5},
               "assemble": {"num_cpus": 0.25}, "windows_per_call": 8}
     outcome = run_job(JobSpec(catalog=str(catalog), out=str(tmp_path / "out"), model=str(distilled),
@@ -198,6 +205,7 @@ def test_batch_runner_gives_the_same_mouths(ray_cluster, distilled, clip, local_
     assert (row["sampler"], row["sampling_steps"], row["unet_calls_per_window"], row["timesteps"], row["voice"]) == (
         "lcm", STUDENT_STEPS, STUDENT_STEPS, expected_timesteps, "openvoice")
     assert row["generated_sha256"] == local_digest
+    assert row["anchor_keyframes"] == len(range(0, row["frames"], 8))  # the anchor pass ran, once
     assert ray_cluster.accel_node_id in outcome.placement["sample"]
 
 
@@ -243,6 +251,7 @@ def test_serve_on_two_nodes_with_s3_staging_gives_the_same_mouths(
             "lcm", STUDENT_STEPS, STUDENT_STEPS, expected_timesteps)
         assert r.headers["x-lsray-voice"] == "openvoice"
         assert trace["generated_sha256"] == local_digest
+        assert trace["anchors"]["keyframes"] > 0
         nodes = {a.class_name.rsplit(":", 1)[-1]: a.node_id for a in list_actors(filters=[("state", "=", "ALIVE")])
                  if a.class_name.startswith("ServeReplica")}
         assert nodes["SampleDeployment"] == ray_cluster.accel_node_id

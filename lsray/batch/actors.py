@@ -149,7 +149,22 @@ class PrepareWorker(StageWorker):
                         voice_reference=row.voice_reference, face_sidecar=row.face_sidecar)
         plan = self.flow.prepare(spec)
         ticket.frames = plan.timeline.output_frames
-        yield encode("plan", row.clip_id, (ticket, plan))
+        yield encode("keyframes", row.clip_id, (ticket, plan, self.flow.keyframes(plan)))
+
+
+# ---------------------------------------------------------------------------------------------
+# 1b. anchors: the anchor pass, once per clip before the fan-out (a clip without anchors passes)
+# ---------------------------------------------------------------------------------------------
+class AnchorWorker(StageWorker):
+    stage, handles = "anchors", "keyframes"
+
+    def frames(self, payload: Any) -> int:
+        return 0 if payload[2] is None else len(payload[2].frames)
+
+    def process(self, payload: Any) -> Iterable[dict[str, Any]]:
+        ticket, plan, keyframes = payload
+        anchors = self.flow.anchors(self.flow.audio(keyframes)) if keyframes is not None else None
+        yield encode("plan", ticket.clip_id, (ticket, plan, anchors))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -162,8 +177,8 @@ class ShardWorker(StageWorker):
         return payload[1].timeline.output_frames
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
-        ticket, plan = payload
-        for shard in self.flow.shard(plan):
+        ticket, plan, anchors = payload
+        for shard in self.flow.shard(plan, anchors):
             yield encode("shard", ticket.clip_id, (ticket, shard))
 
     def __call__(self, row: dict[str, Any]) -> list[dict[str, Any]]:  # flat_map: one row in, n out

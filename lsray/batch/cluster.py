@@ -12,7 +12,7 @@ LOOPBACK = "127.0.0.1"
 
 def local_num_cpus(config: BatchConfig) -> int:
     """The machine's cores, but never fewer logical CPUs than the pools' minimum actors need
-    (CPUs are scheduling tokens: on a 2-core laptop the five pools still all start)."""
+    (CPUs are scheduling tokens: on a 2-core laptop every pool still starts)."""
     need = sum(config.stage(s).num_cpus * config.stage(s).min_size for s in (*POOL_STAGES, "shard")) + config.assemble.num_cpus
     return int(config.local_num_cpus or max(os.cpu_count() or 1, math.ceil(need)))
 

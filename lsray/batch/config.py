@@ -14,7 +14,8 @@ overrides the defaults, stage by stage::
 Why the defaults are what they are: prepare (face detection + mesh) and render (paste-back +
 H.264) are CPU-bound and cheap to replicate; audio (Whisper) is light; sample (VAE + UNet) is the
 expensive model, so on a GPU cluster it is the stage that asks for ``num_gpus`` and everything
-else is sized to keep it fed. Batches are one clip / one shard: a shard already holds whole
+else is sized to keep it fed; anchors (the per-clip anchor pass, the same models on ~1/8 of the
+frames) asks for the same kind of device, in a smaller pool. Batches are one clip / one shard: a shard already holds whole
 16-frame windows, and small batches keep memory per worker bounded by the shard.
 """
 
@@ -29,7 +30,7 @@ from pydantic import BaseModel, ConfigDict, Field, model_validator
 from lsray.errors import LsrayError
 from lsray.precision import Precision
 
-POOL_STAGES = ("prepare", "audio", "sample", "render")
+POOL_STAGES = ("prepare", "anchors", "audio", "sample", "render")
 TASK_STAGES = ("shard", "assemble")
 
 
@@ -72,6 +73,9 @@ class BatchConfig(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     prepare: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=1, max_size=2))
+    #: The anchor pass (keyframes' audio + VAE + UNet, once per clip before the fan-out): ~1/7 of
+    #: the UNet work of the sample stage, on the same kind of device.
+    anchors: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=1))
     audio: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=0.5))
     sample: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=1))
     render: StageConfig = Field(default_factory=lambda: StageConfig(num_cpus=0.5, max_size=2))

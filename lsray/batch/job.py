@@ -3,8 +3,11 @@
 ::
 
     catalog rows (driver: read + validate; invalid rows go straight to the report)
-      1. prepare   actor pool   row -> ClipPlan        face detection + mesh, fingerprint, skip if done
-      2. shard     actor pool   ClipPlan -> n shards   flat_map: the fan-out; aligned crops per shard
+      1. prepare   actor pool   row -> ClipPlan        face detection + mesh, fingerprint, skip if done;
+                                                       the keyframes aligned (anchors on)
+      1b. anchors  actor pool   keyframes -> anchors   the anchor pass, once per clip, before the fan-out
+      2. shard     actor pool   ClipPlan -> n shards   flat_map: the fan-out; aligned crops per shard,
+                                                       each with the keyframes its windows pin
       3. audio     actor pool   shard -> shard         Whisper tokens
       4. sample    actor pool   shard -> shard         VAE + UNet (the GPU / accelerator stage)
       5. render    actor pool   shard -> segment       paste-back + H.264, segment -> staging
@@ -70,7 +73,7 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
     import ray
     from ray.data import ActorPoolStrategy
 
-    from lsray.batch.actors import AudioWorker, PrepareWorker, RenderWorker, SampleWorker, ShardWorker
+    from lsray.batch.actors import AnchorWorker, AudioWorker, PrepareWorker, RenderWorker, SampleWorker, ShardWorker
 
     def pool(name: str) -> dict[str, Any]:
         # Named parameters only: Ray Data drops ``**ray_remote_args`` (and ``ray_remote_args_fn``)
@@ -89,6 +92,7 @@ def build_dataset(items: list[dict[str, Any]], ctx: Any, config: BatchConfig):
 
     ds = ray.data.from_items(items, override_num_blocks=max(1, min(len(items), 2000)))
     ds = ds.map_batches(PrepareWorker, **batch("prepare"), **pool("prepare"))  # 1
+    ds = ds.map_batches(AnchorWorker, **batch("anchors"), **pool("anchors"))  # 1b
     ds = ds.flat_map(ShardWorker, **pool("shard"))  # 2: fan-out
     ds = ds.map_batches(AudioWorker, **batch("audio"), **pool("audio"))  # 3
     ds = ds.map_batches(SampleWorker, **batch("sample"), **pool("sample"))  # 4

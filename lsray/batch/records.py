@@ -1,11 +1,12 @@
 """What flows between the Ray Data stages: one row per clip or shard, ``{clip_id, kind, blob}``.
 
-``blob`` is the pickled payload (the pipeline's own records: ClipPlan, ClipShard,
-RenderedSegment), so Ray Data moves opaque bytes and never has to infer an Arrow schema from
+``blob`` is the pickled payload (the pipeline's own records: ClipPlan, Keyframes, ClipAnchors,
+ClipShard, RenderedSegment), so Ray Data moves opaque bytes and never has to infer an Arrow schema from
 NumPy arrays, Fractions or dataclasses. ``kind`` says what the payload is:
 
 - ``row``      ClipTicket (a catalog row on its way to prepare)
-- ``plan``     (ClipTicket, ClipPlan)          prepare -> shard
+- ``keyframes`` (ClipTicket, ClipPlan, Keyframes | None)   prepare -> anchors
+- ``plan``     (ClipTicket, ClipPlan, ClipAnchors | None)  anchors -> shard
 - ``shard``    (ClipTicket, ClipShard)         shard -> audio -> sample -> render
 - ``segment``  (ClipTicket, ClipPlan, RenderedSegment)  render -> driver -> assemble
 - ``report``   (ClipTicket, ClipReport)        a clip that ended early (skipped, error)
@@ -22,7 +23,7 @@ from typing import Any, Iterable
 
 import numpy as np
 
-KINDS = ("row", "plan", "shard", "segment", "report")
+KINDS = ("row", "keyframes", "plan", "shard", "segment", "report")
 
 
 @dataclass

@@ -64,6 +64,29 @@ class AudioConfig(BaseModel):
     whisper: WhisperLayout = Field(default_factory=WhisperLayout)
 
 
+class AnchorSampling(BaseModel):
+    """Long-range anchors (upgrade 3), for bundles trained to follow pinned keyframes.
+
+    The anchor pass samples every ``stride``-th output frame first, in sequences of ``sequence``
+    keyframes (temporal attention across them, at their real frame times) that overlap by
+    ``overlap`` keyframes pinned to the previous sequence's; every window then pins its keyframes.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    stride: int = Field(8, ge=1, le=16, description="output frames between keyframes (divides the 16-frame window)")
+    sequence: int = Field(8, ge=2, le=64, description="keyframes sampled together in one anchor-pass sequence")
+    overlap: int = Field(1, ge=0, description="keyframes a sequence shares (pinned) with the one before")
+
+    @model_validator(mode="after")
+    def _fits(self) -> "AnchorSampling":
+        if 16 % self.stride:
+            raise ValueError(f"anchor stride {self.stride} must divide the 16-frame window (1, 2, 4, 8 or 16)")
+        if self.overlap >= self.sequence:
+            raise ValueError(f"anchor overlap ({self.overlap}) must be smaller than the sequence ({self.sequence})")
+        return self
+
+
 class SamplerDefaults(BaseModel):
     """How a clip is sampled unless its options say otherwise (``DubOptions.resolve`` reads this)."""
 
@@ -85,6 +108,9 @@ class SamplerDefaults(BaseModel):
     # Where the VAE cannot rebuild real texture, fading the detail leaves blur (the demo's photo
     # clip lost 0.8 dB at 0.2 while its synthetic clips gained), so the demo bundle leaves it off.
     detail_gate: float | None = Field(None, gt=0.0)
+    # Long-range anchors: set when the bundle was trained to follow pinned keyframes (stage 2 and
+    # distillation with anchor training); None = it was not, and every window is sampled on its own.
+    anchors: AnchorSampling | None = None
 
     @model_validator(mode="before")
     @classmethod
@@ -195,6 +221,14 @@ class BundleConfig(BaseModel):
             )
         if self.sampler.method == "lcm" and self.lcm is None:
             raise ValueError("sampler.method 'lcm' needs an lcm student section")
+        anchors = self.sampler.anchors
+        if anchors is not None:
+            span = (anchors.sequence - 1) * anchors.stride
+            if span >= self.unet.temporal.max_len:
+                raise ValueError(
+                    f"sampler.anchors: {anchors.sequence} keyframes {anchors.stride} frames apart span {span + 1} "
+                    f"frames, beyond the UNet's temporal positions ({self.unet.temporal.max_len})"
+                )
         if self.audio.whisper.dim > self.unet.cross_attention_dim:
             raise ValueError(
                 f"audio tokens are {self.audio.whisper.dim}-d but the UNet attends to "

@@ -9,7 +9,7 @@ from lsray.precision import PRECISIONS
 
 
 #: Stages shown in the time summary, in pipeline order.
-SUMMARY_STAGES = ("face", "audio", "unet", "vae", "encode")
+SUMMARY_STAGES = ("face", "audio", "anchors", "unet", "vae", "encode")  # anchors: the anchor pass's UNet
 
 
 def add_dub_options(p: argparse.ArgumentParser) -> None:
@@ -77,7 +77,13 @@ def dub_one(args: argparse.Namespace) -> int:
         t = result.sampling
         print(f"  sampler {t['sampler']}, {t['steps']} steps, {t['unet_calls_per_window']} UNet calls per window "
               f"at timesteps {t['timesteps']}; voice {result.voice}; mouths sha256 {t['generated_sha256'][:16]}")
+        if t.get("anchors"):
+            a = t["anchors"]
+            print(f"  anchors: {a['keyframes']} keyframes (every {a['stride']}th frame) sampled first, in "
+                  f"{a['sequences']} sequences of {a['sequence']}")
     for stage in SUMMARY_STAGES:
+        if stage == "anchors" and stage not in result.timings:
+            continue  # anchors off
         s = result.timings.get(stage, 0.0)
         print(f"  {stage:<7}{s:8.2f} s  {100 * s / total if total else 0:5.1f}%")
     return 0

@@ -1,7 +1,10 @@
 """The one clip flow: every runner (local, Ray Data batch, Serve) dubs a clip through these steps.
 
     prepare (+ voice)  ClipSpec -> ClipPlan          settings resolved once, face track, voice
-    shard              ClipPlan -> ClipShards        whole 16-frame windows, aligned crops
+    keyframes          ClipPlan -> Keyframes         every 8th frame aligned (anchors on only)
+    audio              Keyframes -> Keyframes        their audio tokens
+    anchors            Keyframes -> ClipAnchors      the anchor pass: keyframes sampled first
+    shard              ClipPlan -> ClipShards        whole 16-frame windows, aligned crops, anchors
     audio              ClipShard -> ClipShard        audio tokens
     sample             [ClipShard] -> [ClipShard]    UNet (windows of several shards batched)
     render             ClipShard -> RenderedSegment  paste back + H.264, published to staging
@@ -32,7 +35,8 @@ from lsray.errors import LsrayError
 from lsray.pipeline.audio import AudioStage
 from lsray.pipeline.inputs import InputCache
 from lsray.pipeline.prepare import PrepareStage, ShardStage
-from lsray.pipeline.records import ClipPlan, ClipResult, ClipShard, ClipSpec, RenderedSegment
+from lsray.pipeline.anchors import AnchorStage
+from lsray.pipeline.records import ClipAnchors, ClipPlan, ClipResult, ClipShard, ClipSpec, Keyframes, RenderedSegment
 from lsray.pipeline.render import RenderStage, assemble
 from lsray.pipeline.sample import SamplerSettings, SampleStage
 from lsray.pipeline.voice import VoiceStage
@@ -92,6 +96,10 @@ class ClipFlow:
         return SampleStage(self.bundle.sampling_unet, self.bundle.codec, self.bundle.mask, settings)
 
     @cached_property
+    def anchor_stage(self) -> AnchorStage:
+        return AnchorStage(self.sample_stage)
+
+    @cached_property
     def render_stage(self) -> RenderStage:
         return RenderStage(self.bundle.mask, preset=self.encode_preset)
 
@@ -111,13 +119,33 @@ class ClipFlow:
                 atomic_upload(plan.track, track)
         return dataclasses.replace(plan, spec=spec, track=track)
 
-    def shard(self, plan: ClipPlan) -> Iterator[ClipShard]:
-        """The clip's shards, cut lazily (one in memory at a time); each carries ``plan``."""
+    def keyframes(self, plan: ClipPlan) -> Keyframes | None:
+        """The clip's keyframes for the anchor pass, aligned; None when its anchors are off (or
+        nothing in it is dubbed). Give them to :meth:`audio`, then :meth:`anchors`."""
+        if plan.settings.anchors is None:
+            return None
+        kf = self.shard_stage.keyframes(self.inputs.plan(plan), plan.settings.anchors.stride)
+        if kf is not None:
+            kf.plan = plan
+        return kf
+
+    def anchors(self, keyframes: Keyframes) -> ClipAnchors:
+        """The anchor pass (once per clip, before any window): the keyframes' sampled latents."""
+        return self.anchor_stage(keyframes)
+
+    def shard(self, plan: ClipPlan, anchors: ClipAnchors | None = None) -> Iterator[ClipShard]:
+        """The clip's shards, cut lazily (one in memory at a time); each carries ``plan`` and the
+        keyframes of ``anchors`` its windows pin (the first shard also the anchor pass's timings)."""
         for shard in self.shard_stage(self.inputs.plan(plan)):
             shard.plan = plan
+            if anchors is not None:
+                shard.anchors = anchors.for_shard(shard.start, shard.stop)
+                if shard.index == 0:
+                    for key, value in anchors.timings.items():
+                        shard.timings[key] = shard.timings.get(key, 0.0) + value
             yield shard
 
-    def audio(self, shard: ClipShard) -> ClipShard:
+    def audio(self, shard: ClipShard | Keyframes) -> ClipShard | Keyframes:
         return self.audio_stage(shard)
 
     def sample(self, shards: list[ClipShard], max_windows: int = 1) -> list[ClipShard]:
@@ -125,7 +153,7 @@ class ClipFlow:
         a UNet call. A window's result does not depend on what it was batched with."""
         out = self.sample_stage.sample_many(shards, max_windows=max_windows)
         for shard in out:
-            shard.tokens = None  # not needed downstream: keep what travels small
+            shard.tokens = shard.anchors = None  # not needed downstream: keep what travels small
         return out
 
     def render(self, shard: ClipShard) -> RenderedSegment:

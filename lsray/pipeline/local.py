@@ -23,7 +23,9 @@ def run_clip(flow: ClipFlow, spec: ClipSpec, progress: ProgressFn | None = None,
     plan, segments = None, []
     try:
         plan = flow.prepare(spec)
-        for shard in flow.shard(plan):
+        keyframes = flow.keyframes(plan)
+        anchors = flow.anchors(flow.audio(keyframes)) if keyframes is not None else None
+        for shard in flow.shard(plan, anchors):
             [shard] = flow.sample([flow.audio(shard)], max_windows=windows_per_call)
             segments.append(flow.render(shard))
             release_free_memory()

@@ -19,7 +19,7 @@ from lsray.errors import LsrayError
 from lsray.resolution import Resolution
 
 if TYPE_CHECKING:
-    from lsray.bundle.config import BundleConfig
+    from lsray.bundle.config import AnchorSampling, BundleConfig
 
 SyncMode = Literal["video", "cut_off", "bounce", "loop", "silence", "remap"]
 SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
@@ -57,6 +57,15 @@ class DubOptions(BaseModel):
     segment_seconds: float = Field(default=10.0, gt=0, description="shard length (memory is bounded by it)")
     crf: int = Field(default=18, ge=0, le=51, description="H.264 quality (lower = better)")
     seed: int = Field(default=0, description="noise seed (the same clip with the same seed gives the same mouths in every runner)")
+    anchors: Literal["on", "off"] | None = Field(
+        default=None, description="long-range anchors: keyframes sampled first, every window pinned to them "
+        "(default: on where the bundle was trained for them; off: every window on its own, as LatentSync)")
+    anchor_stride: int | None = Field(default=None, ge=1, le=16, description="frames between keyframes "
+                                      "(default: the bundle's)")
+    anchor_sequence: int | None = Field(default=None, ge=2, le=64, description="keyframes per anchor-pass "
+                                        "sequence (default: the bundle's)")
+    anchor_overlap: int | None = Field(default=None, ge=0, le=63, description="keyframes consecutive "
+                                       "sequences share (default: the bundle's)")
 
     @field_validator("speaker")
     @classmethod
@@ -99,7 +108,30 @@ class DubOptions(BaseModel):
             lcm_grid=lcm.original_inference_steps if sampler == "lcm" else None,
             deep_cache=self.deep_cache or 1, resolution=self.resolution or config.resolution, voice=voice,
             voice_model=voice_model if voice in COQUI_BACKENDS else None, seed=self.seed,
+            anchors=self._anchors(config),
         )
+
+    def _anchors(self, config: "BundleConfig") -> "AnchorSampling | None":
+        """The clip's anchor settings (None: off): the bundle's, with the clip's overrides."""
+        from lsray.bundle.config import AnchorSampling
+
+        base = config.sampler.anchors
+        overrides = {k: v for k, v in (("stride", self.anchor_stride), ("sequence", self.anchor_sequence),
+                                       ("overlap", self.anchor_overlap)) if v is not None}
+        if self.anchors == "off" or (self.anchors is None and base is None):
+            return None
+        if base is None:
+            raise OptionError("anchors 'on' needs a bundle trained for long-range anchors (its sampler has no "
+                              "anchors section); use --anchors off or a bundle from an anchor-trained stage 2")
+        try:
+            anchors = AnchorSampling.model_validate({**base.model_dump(), **overrides})
+        except ValueError as exc:
+            raise OptionError(f"anchor options {overrides}: {exc}") from None
+        span = (anchors.sequence - 1) * anchors.stride
+        if span >= config.unet.temporal.max_len:
+            raise OptionError(f"{anchors.sequence} keyframes {anchors.stride} frames apart span {span + 1} frames, "
+                              f"beyond this bundle's temporal positions ({config.unet.temporal.max_len})")
+        return anchors
 
 
 @dataclass(frozen=True)
@@ -115,6 +147,7 @@ class ClipSettings:
     voice: VoiceBackend
     voice_model: str | None  # Coqui backends: their weights folder (relative = inside the bundle)
     seed: int
+    anchors: "AnchorSampling | None" = None  # long-range anchors; None = every window on its own
 
     @classmethod
     def tracking_only(cls, resolution: int) -> "ClipSettings":

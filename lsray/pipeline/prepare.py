@@ -22,7 +22,7 @@ from lsray.media import iter_frames, probe_audio, probe_video, read_audio_16k
 from lsray.media.decode import scaled_size
 from lsray.pipeline.frames import source_frames
 from lsray.pipeline.options import ClipSettings
-from lsray.pipeline.records import ClipPlan, ClipShard, ClipSpec
+from lsray.pipeline.records import ClipPlan, ClipShard, ClipSpec, Keyframes
 from lsray.pipeline.timeline import make_timeline
 
 #: Faces are found and followed on frames decoded at most this tall; their points are scaled back
@@ -107,13 +107,7 @@ class ShardStage:
 
     def __call__(self, plan: ClipPlan):  # -> Iterator[ClipShard]
         t0 = time.perf_counter()
-        wave = read_audio_16k(plan.track)
-        total_rows = num_rows(len(wave))
-        mel_max, stats = log_mel_max(wave), wave_mean_std(wave)
-        out_times = np.arange(plan.timeline.output_frames) / float(plan.fps)
-        src = plan.timeline.source_index(np.arange(plan.timeline.output_frames))
-        has_face = np.isfinite(plan.points[src, 0, 0])
-        weights = mouth_weights(has_face, speech_at(speech_rows(wave), out_times), plan.spec.options.keep_silent_mouth)
+        clip = _ClipAudio(plan)
         aligner = FaceAligner(plan.resolution, smoothing_radius=0)  # points were smoothed in prepare
         s = plan.resolution
         bounds = plan.shard_bounds()
@@ -123,15 +117,54 @@ class ShardStage:
             n = stop - start
             crops = np.zeros((n, s, s, 3), np.uint8)
             affines = np.zeros((n, 2, 3), np.float32)
-            face = has_face[start:stop].copy()
+            face = clip.has_face[start:stop].copy()
             for i, j, rgb in source_frames(plan, start, stop):
                 if face[i - start]:
                     aligned = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j)
                     crops[i - start], affines[i - start] = aligned.crop, aligned.affine
-            lo, hi = samples_for_rows(rows_for_times(out_times[start:stop], total_rows), len(wave))
             yield ClipShard(
                 plan=plan, index=k, count=len(bounds), start=start, stop=stop, crops=crops, affines=affines,
-                has_face=face, mouth_weight=weights[start:stop], wave=WaveSlice(wave[lo:hi].copy(), lo, len(wave)),
-                mel_max=mel_max, phoneme_stats=stats,
+                has_face=face, mouth_weight=clip.weights[start:stop], wave=clip.slice(np.arange(start, stop)),
+                mel_max=clip.mel_max, phoneme_stats=clip.stats,
                 timings={"face": time.perf_counter() - t1 + (setup if k == 0 else 0.0)},
             )
+
+    def keyframes(self, plan: ClipPlan, stride: int) -> Keyframes | None:
+        """The clip's keyframes (output frames 0, stride, 2 stride, ...) aligned exactly as the
+        shards align them, for the anchor pass; None when no frame of the clip is dubbed.
+        Decodes the clip once more but aligns only the keyframes."""
+        t0 = time.perf_counter()
+        clip = _ClipAudio(plan)
+        if not np.any(clip.weights > 0):
+            return None
+        frames = np.arange(0, plan.timeline.output_frames, stride)
+        s = plan.resolution
+        crops = np.zeros((len(frames), s, s, 3), np.uint8)
+        face = clip.has_face[frames]
+        aligner = FaceAligner(s, smoothing_radius=0)
+        for i, j, rgb in source_frames(plan, 0, int(frames[-1]) + 1):
+            if i % stride == 0 and face[i // stride]:
+                crops[i // stride] = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j).crop
+        return Keyframes(plan=plan, stride=stride, frames=frames, crops=crops, has_face=face,
+                         mouth_weight=clip.weights[frames], wave=clip.slice(frames), mel_max=clip.mel_max,
+                         phoneme_stats=clip.stats, timings={"face": time.perf_counter() - t0})
+
+
+class _ClipAudio:
+    """A clip's dubbed track at 16 kHz and what is decided from it for the whole clip: Whisper's
+    log-mel max, the phoneme branch's normalisation, and which output frames get a dubbed mouth."""
+
+    def __init__(self, plan: ClipPlan) -> None:
+        self.wave = read_audio_16k(plan.track)
+        self.total_rows = num_rows(len(self.wave))
+        self.mel_max, self.stats = log_mel_max(self.wave), wave_mean_std(self.wave)
+        self.out_times = np.arange(plan.timeline.output_frames) / float(plan.fps)
+        src = plan.timeline.source_index(np.arange(plan.timeline.output_frames))
+        self.has_face = np.isfinite(plan.points[src, 0, 0])
+        speech = speech_at(speech_rows(self.wave), self.out_times)
+        self.weights = mouth_weights(self.has_face, speech, plan.spec.options.keep_silent_mouth)
+
+    def slice(self, frames: np.ndarray) -> WaveSlice:
+        """The sample span the audio windows of output ``frames`` read (a shard carries only it)."""
+        lo, hi = samples_for_rows(rows_for_times(self.out_times[frames], self.total_rows), len(self.wave))
+        return WaveSlice(self.wave[lo:hi].copy(), lo, len(self.wave))

@@ -102,6 +102,7 @@ class ClipShard:
     tokens: np.ndarray | None = None
     generated: np.ndarray | None = None
     sampling: dict | None = None  # what the sample stage ran (CountingUNet's trace), None = no window
+    anchors: ClipAnchors | None = None  # the clip's keyframes this shard's windows pin (None: anchors off)
     timings: dict[str, float] = field(default_factory=dict)
 
     @property
@@ -112,6 +113,65 @@ class ClipShard:
     def times(self) -> np.ndarray:
         """Output timestamps (s) of this shard's frames: the model sees each frame at its own time."""
         return np.arange(self.start, self.stop, dtype=np.float64) / float(self.plan.fps)
+
+
+@dataclass
+class Keyframes:
+    """A clip's keyframes (every ``stride``-th output frame) on their way to the anchor pass.
+
+    The same fields as a :class:`ClipShard` where the audio stage reads them (``wave``,
+    ``times``, ``mel_max``, ``phoneme_stats``; it writes ``tokens``), for output frames
+    ``frames`` (K,) instead of a range. crops: (K, S, S, 3) uint8, aligned exactly as the
+    shards align them.
+    """
+
+    plan: ClipPlan
+    stride: int
+    frames: np.ndarray
+    crops: np.ndarray
+    has_face: np.ndarray
+    mouth_weight: np.ndarray
+    wave: WaveSlice
+    mel_max: float
+    phoneme_stats: tuple[float, float] | None = None
+    tokens: np.ndarray | None = None
+    timings: dict[str, float] = field(default_factory=dict)
+
+    @property
+    def times(self) -> np.ndarray:
+        return self.frames.astype(np.float64) / float(self.plan.fps)
+
+
+@dataclass
+class ClipAnchors:
+    """The anchor pass's result for (part of) a clip: small, so it travels with every shard.
+
+    frames: (K,) output frames of the keyframes; latents: (K, c, h, w) float32, their sampled
+    latents (what every window pins); masked, ref: (K, c, h, w) and tokens: (K, N, D), their
+    conditioning, which a window reads for its context frame (the next window's first keyframe)
+    so that no window depends on which shard holds its neighbour.
+    """
+
+    stride: int
+    frames: np.ndarray
+    latents: np.ndarray
+    masked: np.ndarray
+    ref: np.ndarray
+    tokens: np.ndarray
+    trace: dict = field(default_factory=dict)
+    timings: dict[str, float] = field(default_factory=dict)  # "anchors": the pass's UNet seconds, "vae"
+
+    def index(self, frame: int) -> int | None:
+        """Row of output frame ``frame``, or None when it is not a keyframe of this record."""
+        i = int(np.searchsorted(self.frames, frame))
+        return i if i < len(self.frames) and int(self.frames[i]) == frame else None
+
+    def for_shard(self, start: int, stop: int) -> "ClipAnchors":
+        """The keyframes a shard of output frames ``[start, stop)`` needs: its own and the one at
+        ``stop`` (its last window's context). The timings stay with the whole clip's record."""
+        keep = (self.frames >= start) & (self.frames <= stop)
+        return ClipAnchors(self.stride, self.frames[keep], self.latents[keep], self.masked[keep], self.ref[keep],
+                           self.tokens[keep], trace=self.trace)
 
 
 @dataclass

@@ -8,7 +8,8 @@ change, ``ref + decode(z) - decode(z_ref)`` (the VAE's reconstruction error canc
 ``detail_gate`` the reference's detail fades out where that change is large (:func:`detail_gate`).
 Windows with no frame to change (no face, or silence that keeps the original mouth) skip the
 UNet entirely. Noise is seeded per (clip, window), so a window's result does not depend on how
-the clip was sharded or which worker ran it.
+the clip was sharded or which worker ran it. With long-range anchors (``shard.anchors``, from
+:mod:`lsray.pipeline.anchors`) a window pins its keyframes and the next window's first one.
 """
 
 from __future__ import annotations
@@ -59,7 +60,7 @@ class SampleStage:
         self.device = codec.vae.device
         self.mask = torch.from_numpy(np.asarray(mask, np.float32))  # (S, S) 1 keep, 0 regenerate
 
-    def _mask_for(self, s: int) -> torch.Tensor:
+    def mask_for(self, s: int) -> torch.Tensor:
         m = self.mask if self.mask.shape[-1] == s else F.interpolate(self.mask[None, None], size=(s, s), mode="bilinear")[0, 0]
         return m.to(self.device)
 
@@ -96,7 +97,7 @@ class SampleStage:
 
     def _denoise(self, chunk: list["_Window"]) -> None:
         """One UNet sampling loop over windows with the same key, then decode each."""
-        sampler, steps, guidance, lcm_grid, deep_cache, _, _ = chunk[0].key
+        sampler, steps, guidance, lcm_grid, deep_cache = chunk[0].key[:5]
         unet = CountingUNet(self.unets(sampler))
         t0 = time.perf_counter()
         noise = torch.cat([w.noise for w in chunk])  # B 4 F h w
@@ -104,17 +105,25 @@ class SampleStage:
             mask=torch.cat([w.cond.mask for w in chunk]), masked=torch.cat([w.cond.masked for w in chunk]),
             ref=torch.cat([w.cond.ref for w in chunk]), audio=torch.cat([w.cond.audio for w in chunk]),
         )  # audio: (B F) N D, batch-major like the latents
+        pinned = pins = None
+        if any(w.pins is not None for w in chunk):  # windows without keyframes pin nothing (exactly)
+            pins = torch.cat([w.pins if w.pins is not None else
+                              torch.zeros((1, 1, w.noise.shape[2], 1, 1), dtype=torch.bool, device=w.noise.device)
+                              for w in chunk])
+            pinned = torch.cat([w.pinned if w.pinned is not None else torch.zeros_like(w.noise) for w in chunk])
         gens = [w.generator for w in chunk]
         latents = denoise_window(
             unet, noise, cond, sampler=sampler, steps=steps, guidance=guidance, lcm_grid=lcm_grid, deep_cache=deep_cache,
             scheduler_config=self.settings.scheduler_config, generator=gens if len(gens) > 1 else gens[0],
+            pinned=pinned, pins=pins,
         )
         per = (time.perf_counter() - t0) / len(chunk)
         trace = {"sampler": sampler, "steps": steps, "guidance": guidance, "lcm_grid": lcm_grid, "deep_cache": deep_cache,
                  "unet_calls_per_window": unet.calls, "timesteps": unet.timesteps}
         for w, lat in zip(chunk, latents):
             w.shard.timings["unet"] += per
-            w.shard.sampling = trace
+            anchors = w.shard.anchors
+            w.shard.sampling = {**trace, "anchors": anchors.trace} if anchors is not None else trace
             self._finish(w, lat)
 
     def _windows(self, shard: ClipShard) -> Iterator["_Window"]:
@@ -122,7 +131,7 @@ class SampleStage:
         has a frame to change (f = WINDOW_FRAMES)."""
         clip = shard.plan.settings  # resolved once for the clip (DubOptions.resolve)
         n, s = shard.crops.shape[0], shard.crops.shape[1]
-        mask = self._mask_for(s)  # (S, S)
+        mask = self.mask_for(s)  # (S, S)
         first_window = shard.start // WINDOW_FRAMES
         for w0 in range(0, n, WINDOW_FRAMES):
             idx = np.arange(w0, min(n, w0 + WINDOW_FRAMES))
@@ -131,31 +140,70 @@ class SampleStage:
             # Pad a short last window by repeating its last frame (dropped after decoding).
             full = np.concatenate([idx, np.full(WINDOW_FRAMES - len(idx), idx[-1])])
             t0 = time.perf_counter()
-            pixels = torch.from_numpy(shard.crops[full]).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0  # f 3 S S
-            masked = self.codec.encode(pixels * mask)  # f 4 h w (the posterior's mode: upstream samples)
-            ref = self.codec.encode(pixels)
+            pixels, masked, ref = self.encode(shard.crops[full], mask)  # f 3 S S ; f 4 h w
             h, w = masked.shape[-2:]
             cond = WindowConditioning(
-                mask=F.interpolate(mask[None, None], size=(h, w))[:, :, None].expand(1, 1, WINDOW_FRAMES, h, w),
-                masked=masked.permute(1, 0, 2, 3)[None],  # 1 4 f h w
-                ref=ref.permute(1, 0, 2, 3)[None],
-                audio=torch.from_numpy(shard.tokens[full]).to(self.device),  # f N D
+                mask=self.latent_mask(mask, WINDOW_FRAMES, h, w), masked=masked.permute(1, 0, 2, 3)[None],  # 1 4 f h w
+                ref=ref.permute(1, 0, 2, 3)[None], audio=torch.from_numpy(shard.tokens[full]).to(self.device),  # f N D
             )
+            pinned = pins = None
+            if shard.anchors is not None:
+                cond, pinned, pins = self._pin_keyframes(shard, w0, len(idx), cond)
+            frames = cond.masked.shape[2]  # 16, or 17 with the next window's keyframe as context
             gen = torch.Generator().manual_seed(window_seed(clip.seed, first_window + w0 // WINDOW_FRAMES))
             scheduler = make_scheduler(clip.sampler, self.settings.scheduler_config, clip.lcm_grid)
-            noise = initial_noise(1, WINDOW_FRAMES, h, w, generator=gen, device=self.device,
+            noise = initial_noise(1, frames, h, w, generator=gen, device=self.device,
                                   channels=masked.shape[1]) * scheduler.init_noise_sigma
             shard.timings["vae"] += time.perf_counter() - t0
             yield _Window(shard, idx, pixels, mask, cond, noise, gen,
-                          (clip.sampler, clip.steps, clip.guidance, clip.lcm_grid, clip.deep_cache, h, w))
+                          (clip.sampler, clip.steps, clip.guidance, clip.lcm_grid, clip.deep_cache, h, w, frames),
+                          pinned, pins)
+
+    def encode(self, crops: np.ndarray, mask: torch.Tensor) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor]:
+        """Aligned crops (f, S, S, 3) uint8 -> pixels (f, 3, S, S) in [-1, 1], masked and reference
+        latents (f, 4, h, w) (the posterior's mode: upstream samples)."""
+        pixels = torch.from_numpy(crops).to(self.device).permute(0, 3, 1, 2).float() / 127.5 - 1.0
+        return pixels, self.codec.encode(pixels * mask), self.codec.encode(pixels)
+
+    @staticmethod
+    def latent_mask(mask: torch.Tensor, frames: int, h: int, w: int) -> torch.Tensor:
+        return F.interpolate(mask[None, None], size=(h, w))[:, :, None].expand(1, 1, frames, h, w)
+
+    def _pin_keyframes(self, shard: ClipShard, w0: int, real: int, cond: WindowConditioning):
+        """The window at shard frame ``w0`` (``real`` frames of it are the clip's) with its
+        keyframes pinned to the anchor pass's latents and, when the clip goes on, the next
+        window's first keyframe appended as a 17th, pinned frame: the frames before a window
+        boundary see the keyframe right after it. Returns (cond, pinned, pins)."""
+        anchors, f0 = shard.anchors, shard.start + w0
+        rows = [anchors.index(f0 + k) if k < real else None for k in range(WINDOW_FRAMES)]
+        context = anchors.index(f0 + WINDOW_FRAMES) if real == WINDOW_FRAMES else None
+        if context is not None:
+            def extra(a: np.ndarray) -> torch.Tensor:
+                return torch.from_numpy(a[context]).to(self.device)
+
+            h, w = cond.masked.shape[-2:]
+            cond = WindowConditioning(
+                mask=cond.mask[:, :, :1].expand(1, 1, WINDOW_FRAMES + 1, h, w),
+                masked=torch.cat([cond.masked, extra(anchors.masked)[None, :, None]], dim=2),
+                ref=torch.cat([cond.ref, extra(anchors.ref)[None, :, None]], dim=2),
+                audio=torch.cat([cond.audio, extra(anchors.tokens)[None]]),
+            )
+            rows.append(context)
+        frames = len(rows)
+        pins = torch.tensor([r is not None for r in rows], device=self.device).view(1, 1, frames, 1, 1)
+        pinned = torch.zeros_like(cond.masked)  # 1 4 F h w
+        for k, r in enumerate(rows):
+            if r is not None:
+                pinned[0, :, k] = torch.from_numpy(anchors.latents[r]).to(self.device)
+        return cond, pinned, pins
 
     @torch.no_grad()
     def _finish(self, w: "_Window", latents: torch.Tensor) -> None:
         """Decode one window's latents (c, f, h, w) and keep the reference outside the mask."""
         t0 = time.perf_counter()
-        z = latents.transpose(0, 1)  # f c h w
+        z = latents[:, :WINDOW_FRAMES].transpose(0, 1)  # f c h w (an appended context keyframe is not decoded)
         if self.settings.detail_transfer:
-            both = self.codec.decode(torch.cat([z, w.cond.ref[0].transpose(0, 1)]))  # 2f 3 S S
+            both = self.codec.decode(torch.cat([z, w.cond.ref[0, :, :WINDOW_FRAMES].transpose(0, 1)]))  # 2f 3 S S
             generated, rebuilt = both[: len(z)], both[len(z):]
             detail = w.pixels - rebuilt  # what the VAE loses of the source, f 3 S S
             if self.settings.detail_gate is not None:
@@ -193,7 +241,9 @@ class _Window:
     cond: WindowConditioning
     noise: torch.Tensor  # 1 4 f h w
     generator: torch.Generator
-    key: tuple  # (sampler, steps, guidance, lcm_grid, deep_cache, h, w): windows with equal keys batch together
+    key: tuple  # (sampler, steps, guidance, lcm_grid, deep_cache, h, w, frames): equal keys batch together
+    pinned: torch.Tensor | None = None  # 1 4 F h w: the anchor pass's latents of its keyframes
+    pins: torch.Tensor | None = None  # 1 1 F 1 1 bool: which frames are pinned
 
 
 class CountingUNet(torch.nn.Module):

@@ -46,6 +46,8 @@ class ClipReport(BaseModel):
     unet_calls_per_window: int | None = Field(default=None, description="UNet forward calls per window, counted")
     timesteps: list[int] | None = Field(default=None, description="the timesteps those calls were made at")
     generated_sha256: str | None = Field(default=None, description="digest of the generated mouth crops")
+    anchor_keyframes: int | None = Field(default=None, description="keyframes the anchor pass sampled before "
+                                         "the windows (None: long-range anchors off)")
     fingerprint: str | None = None
     started: datetime | None = None
     finished: datetime | None = None
@@ -63,6 +65,7 @@ class ClipReport(BaseModel):
         self.sampler, self.sampling_steps = trace.get("sampler"), trace.get("steps")
         self.unet_calls_per_window, self.timesteps = trace.get("unet_calls_per_window"), trace.get("timesteps")
         self.generated_sha256 = trace.get("generated_sha256")
+        self.anchor_keyframes = (trace.get("anchors") or {}).get("keyframes")
 
     @classmethod
     def for_invalid_row(cls, line: int, clip_id: str | None, reason: str) -> "ClipReport":

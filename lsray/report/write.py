@@ -46,6 +46,7 @@ _BASE_SCHEMA = pa.schema(
         ("unet_calls_per_window", pa.int64()),
         ("timesteps", pa.list_(pa.int64())),
         ("generated_sha256", pa.string()),
+        ("anchor_keyframes", pa.int64()),
         ("fingerprint", pa.string()),
         ("started", pa.timestamp("us", tz="UTC")),
         ("finished", pa.timestamp("us", tz="UTC")),
@@ -126,7 +127,8 @@ def report_table(reports: Sequence[ClipReport]) -> pa.Table:
         columns["warnings"].append(list(r.warnings))
         columns["retries"].append(r.retries)
         columns["speaker_similarity"].append(r.speaker_similarity)
-        for name in ("voice", "sampler", "sampling_steps", "unet_calls_per_window", "timesteps", "generated_sha256"):
+        for name in ("voice", "sampler", "sampling_steps", "unet_calls_per_window", "timesteps", "generated_sha256",
+                     "anchor_keyframes"):
             columns[name].append(getattr(r, name))
         columns["fingerprint"].append(r.fingerprint)
         columns["started"].append(as_utc(r.started))

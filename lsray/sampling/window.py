@@ -14,6 +14,7 @@ import torch
 
 from lsray.models.unet import DeepCache, LipSyncUNet
 from lsray.sampling.guidance import guidance_embedding
+from lsray.sampling.pins import pin_latents
 from lsray.sampling.schedulers import SamplerKind, SchedulerConfig, make_scheduler
 
 
@@ -58,6 +59,9 @@ def denoise_window(
     generator: torch.Generator | list[torch.Generator] | None = None,
     lcm_grid: int | None = None,
     deep_cache: int = 1,
+    pinned: torch.Tensor | None = None,
+    pins: torch.Tensor | None = None,
+    positions: torch.Tensor | None = None,
 ) -> torch.Tensor:
     """Run the sampler from ``latents`` (B, 4, F, h, w) (already times ``init_noise_sigma``).
 
@@ -69,13 +73,25 @@ def denoise_window(
     Latents and the scheduler's arithmetic stay float32; the UNet runs in its own dtype (fp16 /
     bf16 weights get their inputs cast and their output upcast), so low precision costs only
     the UNet's own rounding.
+
+    Long-range anchors: ``pins`` (B, 1, F, 1, 1) bool marks frames already decided, whose clean
+    latents ``pinned`` (B, 4, F, h, w) the UNet sees at every step and the result returns exactly
+    (:mod:`lsray.sampling.pins`); ``positions`` (F,) are the frames' times when they are not
+    consecutive (the anchor pass's keyframes).
     """
     dtype = unet.dtype
     cache = DeepCache(deep_cache) if deep_cache > 1 else None
+    if positions is not None:
+        positions = positions.to(latents.device)
 
     def model(x: torch.Tensor, t: torch.Tensor, audio: torch.Tensor, i: int, **kw) -> torch.Tensor:
         extra = {"cache": cache.at_step(i)} if cache is not None else {}
+        if positions is not None:
+            extra["positions"] = positions
         return unet(x.to(dtype), t, audio.to(dtype), **kw, **extra).float()
+
+    def pin(x: torch.Tensor) -> torch.Tensor:
+        return pin_latents(x, pinned, pins)
 
     scheduler = make_scheduler(sampler, scheduler_config, lcm_grid if sampler == "lcm" else None)
     scheduler.set_timesteps(steps, device=latents.device)
@@ -89,10 +105,10 @@ def denoise_window(
         w_emb = guidance_embedding(guidance, dim, b).to(latents.device, dtype)
         denoised = latents
         for i, t in enumerate(scheduler.timesteps):
-            x = torch.cat([scheduler.scale_model_input(latents, t), side], dim=1)
+            x = torch.cat([scheduler.scale_model_input(pin(latents), t), side], dim=1)
             eps = model(x, t, cond.audio, i, timestep_cond=w_emb)
             latents, denoised = scheduler.step(eps, t, latents, generator=generator, return_dict=False)
-        return denoised
+        return pin(denoised)
 
     use_cfg = guidance > 1.0
     if use_cfg:
@@ -102,14 +118,15 @@ def denoise_window(
         audio = cond.audio
     step_kw = {"eta": 0.0} if sampler == "ddim" else {}  # DDIM deterministic; DPM-Solver++ has no eta
     for i, t in enumerate(scheduler.timesteps):
-        x = torch.cat([latents, latents]) if use_cfg else latents
+        x = pin(latents)
+        x = torch.cat([x, x]) if use_cfg else x
         x = torch.cat([scheduler.scale_model_input(x, t), side], dim=1)  # (2)B 13 F h w
         eps = model(x, t, audio, i)
         if use_cfg:
             uncond, audio_eps = eps.chunk(2)
             eps = uncond + guidance * (audio_eps - uncond)
         latents = scheduler.step(eps, t, latents, generator=generator, **step_kw).prev_sample
-    return latents
+    return pin(latents)
 
 
 def visited_timesteps(sampler: SamplerKind, steps: int, scheduler_config: SchedulerConfig | dict | None = None,

@@ -1,4 +1,4 @@
-"""The clip DAG over DeploymentHandles: prepare -> (audio -> sample -> render per shard) -> assemble.
+"""The clip DAG over DeploymentHandles: prepare -> anchors -> (audio -> sample -> render per shard) -> assemble.
 
 The steps of the one clip flow (``lsray.pipeline.flow``), in the in-process runner's order. Shards arrive as a
 stream from the prepare deployment; each one's audio -> sample -> render chain is issued at once
@@ -46,11 +46,14 @@ async def dub_clip(handles: StageHandles, spec: ClipSpec, *, max_in_flight: int 
             gate.release()
 
     try:
-        async for shard in handles.prepare.options(stream=True).shards.remote(spec):
-            plan = plan or shard.plan
+        plan, keyframes = await handles.prepare.plan.remote(spec)
+        anchors = None
+        if keyframes is not None:  # the anchor pass, once, before any shard is cut
+            anchors = await handles.sample.anchors.remote(handles.audio.remote(keyframes))
+        async for shard in handles.prepare.options(stream=True).shards.remote(plan, anchors):
             await gate.acquire()
             tasks.append(asyncio.create_task(chain(shard)))
-        if plan is None:
+        if not tasks:
             raise ClipFailed(f"{spec.video}: nothing to dub (no output frames)")
         segments = await asyncio.gather(*tasks)
         return await handles.render.assemble.remote(plan, list(segments))

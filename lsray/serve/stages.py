@@ -1,15 +1,17 @@
 """One Serve deployment per heavy stage, each holding its pipeline stage built once.
 
-1. ``PrepareDeployment``  ClipSpec -> stream of ClipShards (prepare + voice + shard). Face
-   detection/tracking (mediapipe) and frame alignment: CPU-bound, no model weights beyond the
-   bundle's config. Voice conversion runs here because it works on the whole plan before any
-   shard exists; shards are streamed out (fan-out) so a long clip is never held whole.
+1. ``PrepareDeployment``  ClipSpec -> ClipPlan + keyframes (prepare + voice), then the plan ->
+   stream of ClipShards. Face detection/tracking (mediapipe) and frame alignment: CPU-bound, no
+   model weights beyond the bundle's config. Voice conversion runs here because it works on the
+   whole plan before any shard exists; shards are streamed out (fan-out) so a long clip is never
+   held whole.
 2. ``AudioDeployment``    ClipShard -> ClipShard + tokens (Whisper [+ phonemes]): small model,
    light; sized at a fraction of a CPU (a GPU share on clusters).
 3. ``SampleDeployment``   ClipShard -> ClipShard + generated crops (VAE + UNet): the heavy one,
    the one that gets GPUs and autoscales; shards (of any request) that queue while a batch runs
    form the next batch (``lsray.serve.batcher``), and ``SampleStage.sample_many`` denoises their
-   windows together (one UNet call per group of equal sampler/steps/guidance/size).
+   windows together (one UNet call per group of equal sampler/steps/guidance/size). It also runs
+   each clip's anchor pass (long-range anchors) before the clip's shards are cut.
 4. ``RenderDeployment``   ClipShard -> RenderedSegment (paste back + H.264), and per clip the
    final concat + mux (``assemble``): CPU-bound ffmpeg work, no weights but the mask.
 
@@ -53,15 +55,22 @@ class PrepareDeployment:
         # clips at once on one tracker crash the process), so one clip is tracked at a time.
         self.lock = threading.Lock()
 
-    def shards(self, spec):  # -> Iterator[ClipShard], streamed to the caller
+    def plan(self, spec):  # -> (ClipPlan, Keyframes | None)
+        """The clip's plan and, with anchors on, its keyframes aligned for the anchor pass."""
         plan = None
         try:
             with self.lock:
                 plan = self.flow.prepare(spec)
-            yield from self.flow.shard(plan)  # alignment only (no mediapipe): may overlap another clip's tracking
+            return plan, self.flow.keyframes(plan)  # alignment only (no mediapipe): may overlap another clip's tracking
         except LsrayError as exc:
             if plan is not None:
                 self.flow.discard(plan)
+            raise ClipFailed(str(exc)) from None
+
+    def shards(self, plan, anchors=None):  # -> Iterator[ClipShard], streamed to the caller
+        try:
+            yield from self.flow.shard(plan, anchors)
+        except LsrayError as exc:
             raise ClipFailed(str(exc)) from None
 
 
@@ -109,6 +118,13 @@ class SampleDeployment:
 
     async def __call__(self, shard):
         return await self.batcher.submit(shard)
+
+    def anchors(self, keyframes):
+        """The clip's anchor pass (once per clip, before its shards are cut)."""
+        try:
+            return self.flow.anchors(keyframes)
+        except LsrayError as exc:
+            raise ClipFailed(str(exc)) from None
 
     def batch_sizes(self) -> list[int]:
         return list(self.batcher.sizes)

@@ -118,7 +118,9 @@ class DistillJob:
                                     guidance_range=(cfg.w_min, cfg.w_max), teacher_steps=cfg.teacher_steps,
                                     teacher_guidance_scale=cfg.teacher_guidance, teacher_unet=TEACHER_UNET_FILE),
             "sampler": base.sampler.model_copy(update={
-                "method": "lcm", "num_inference_steps": cfg.student_steps, "guidance_scale": cfg.teacher_guidance}),
+                "method": "lcm", "num_inference_steps": cfg.student_steps, "guidance_scale": cfg.teacher_guidance,
+                # the student follows anchors only if it was distilled with them
+                "anchors": base.sampler.anchors if cfg.anchors is not None else None}),
         })
         save_inference_bundle(out, self.target, cfg.teacher, config,  # the EMA target, as LCM releases it
                               extra_unets={TEACHER_UNET_FILE: self.teacher})

@@ -84,12 +84,24 @@ def exported_config(bundle_config: BundleConfig, cfg: Stage2Config) -> BundleCon
         audio = audio.model_copy(update={"encoder": "fused"})
     unet = overridden_unet_config(bundle_config.unet, cfg.unet_overrides)
     try:
+        sampler = {**bundle_config.sampler.model_dump(), "anchors": trained_anchors(unet, cfg.anchors)}
         return BundleConfig.model_validate({**bundle_config.model_dump(), "unet": unet.model_dump(),
-                                            "audio": audio.model_dump()})
+                                            "audio": audio.model_dump(), "sampler": sampler})
     except ValidationError as exc:
         problems = "; ".join(e["msg"] for e in exc.errors())
         raise LsrayError(f"stage 2 from {cfg.bundle} (unet_overrides {cfg.unet_overrides}, phoneme "
                          f"{cfg.phoneme}): {problems}") from exc
+
+
+def trained_anchors(unet: UNetConfig, anchors: Any) -> dict[str, int] | None:
+    """The sampler's ``anchors`` section of a bundle trained with ``anchors`` (AnchorTraining):
+    keyframes at the UNet's anchor stride, sequences as long as its temporal positions allow (at
+    most 8: the 64-frame training sequences), overlapping by one; None when it was not trained
+    to follow anchors (a bundle then samples every window on its own)."""
+    stride = unet.temporal.anchor_stride
+    if anchors is None or not stride:
+        return None
+    return {"stride": stride, "sequence": max(2, min(8, (unet.temporal.max_len - 1) // stride + 1)), "overlap": 1}
 
 
 def upgraded_unet(unet, overrides: dict[str, Any]):
