@@ -159,14 +159,18 @@ def main(argv: list[str] | None = None) -> int:
     return 0
 
 
-def markdown_table(rows: list[dict[str, Any]]) -> str:
-    cols = [("mouth_psnr", "mouth PSNR dB", 2), ("mouth_ssim", "mouth SSIM", 3), ("lse_c", "LSE-C", 2),
-            ("lse_d", "LSE-D", 2), ("flicker", "flicker", 2), ("boundary_jump", "boundary jump", 2),
-            ("seconds_per_frame", "s / frame", 3)]
+COLUMNS = [("mouth_psnr", "mouth PSNR dB", 2), ("mouth_ssim", "mouth SSIM", 3), ("lse_c", "LSE-C", 2),
+           ("lse_d", "LSE-D", 2), ("flicker", "flicker", 2), ("boundary_jump", "boundary jump", 2),
+           ("seconds_per_frame", "s / frame", 3)]
+
+
+def markdown_table(rows: list[dict[str, Any]], cols: list[tuple[str, str, int]] = COLUMNS,
+                   lead: tuple[str, ...] = ("variant",)) -> str:
+    """Rows as a README table: the ``lead`` keys as they are, then ``cols`` (key, header, decimals)."""
     fmt = lambda v, d: "-" if v is None else f"{v:.{d}f}"  # noqa: E731
-    lines = ["| variant | " + " | ".join(c[1] for c in cols) + " |", "|---" * (len(cols) + 1) + "|"]
+    lines = ["| " + " | ".join([*lead, *(c[1] for c in cols)]) + " |", "|---" * (len(cols) + len(lead)) + "|"]
     for r in rows:
-        lines.append(f"| {r['variant']} | " + " | ".join(fmt(r.get(k), d) for k, _, d in cols) + " |")
+        lines.append("| " + " | ".join([*(str(r[k]) for k in lead), *(fmt(r.get(k), d) for k, _, d in cols)]) + " |")
     return "\n".join(lines)
 
 
