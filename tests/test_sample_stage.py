@@ -32,7 +32,7 @@ def _window(stage: SampleStage, seed: int = 0) -> _Window:
     ref = stage.codec.encode(pixels).permute(1, 0, 2, 3)[None]  # 1 c f h w
     cond = WindowConditioning(mask=torch.zeros(1), masked=ref, ref=ref, audio=torch.zeros(1))
     shard = SimpleNamespace(generated=np.zeros((FRAMES, s, s, 3), np.uint8), timings={"vae": 0.0})
-    return _Window(shard, np.arange(FRAMES), pixels, stage._mask_for(s), cond, None, None, ())
+    return _Window(shard, np.arange(FRAMES), pixels, stage.mask_for(s), cond, None, None, ())
 
 
 def _run(stage: SampleStage, detail: bool, latents_of=lambda ref: ref,
