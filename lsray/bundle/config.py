@@ -86,6 +86,13 @@ class AnchorSampling(BaseModel):
             raise ValueError(f"anchor overlap ({self.overlap}) must be smaller than the sequence ({self.sequence})")
         return self
 
+    def check_positions(self, max_len: int) -> None:
+        """ValueError unless a keyframe sequence fits a UNet with ``max_len`` temporal positions."""
+        span = (self.sequence - 1) * self.stride
+        if span >= max_len:
+            raise ValueError(f"{self.sequence} keyframes {self.stride} frames apart span {span + 1} frames, "
+                             f"beyond the UNet's temporal positions ({max_len})")
+
 
 class SamplerDefaults(BaseModel):
     """How a clip is sampled unless its options say otherwise (``DubOptions.resolve`` reads this)."""
@@ -221,14 +228,8 @@ class BundleConfig(BaseModel):
             )
         if self.sampler.method == "lcm" and self.lcm is None:
             raise ValueError("sampler.method 'lcm' needs an lcm student section")
-        anchors = self.sampler.anchors
-        if anchors is not None:
-            span = (anchors.sequence - 1) * anchors.stride
-            if span >= self.unet.temporal.max_len:
-                raise ValueError(
-                    f"sampler.anchors: {anchors.sequence} keyframes {anchors.stride} frames apart span {span + 1} "
-                    f"frames, beyond the UNet's temporal positions ({self.unet.temporal.max_len})"
-                )
+        if self.sampler.anchors is not None:
+            self.sampler.anchors.check_positions(self.unet.temporal.max_len)
         if self.audio.whisper.dim > self.unet.cross_attention_dim:
             raise ValueError(
                 f"audio tokens are {self.audio.whisper.dim}-d but the UNet attends to "

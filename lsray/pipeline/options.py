@@ -125,12 +125,9 @@ class DubOptions(BaseModel):
                               "anchors section); use --anchors off or a bundle from an anchor-trained stage 2")
         try:
             anchors = AnchorSampling.model_validate({**base.model_dump(), **overrides})
+            anchors.check_positions(config.unet.temporal.max_len)
         except ValueError as exc:
             raise OptionError(f"anchor options {overrides}: {exc}") from None
-        span = (anchors.sequence - 1) * anchors.stride
-        if span >= config.unet.temporal.max_len:
-            raise OptionError(f"{anchors.sequence} keyframes {anchors.stride} frames apart span {span + 1} frames, "
-                              f"beyond this bundle's temporal positions ({config.unet.temporal.max_len})")
         return anchors
 
 
