@@ -101,7 +101,8 @@ def test_batch_pools_use_named_remote_parameters_only(monkeypatch):
 
     monkeypatch.setattr(ray.data, "from_items", lambda items, **kw: Plan())
     build_dataset([{"row": 1}], ctx=None, config=BatchConfig())
-    assert [api for api, _ in calls] == ["map_batches", "flat_map", "map_batches", "map_batches", "map_batches"]
+    assert [api for api, _ in calls] == [
+        "map_batches", "map_batches", "flat_map", "map_batches", "map_batches", "map_batches"]
     for api, kwargs in calls:
         params = inspect.signature(getattr(Dataset, api)).parameters
         named = {n for n, p in params.items() if p.kind is not inspect.Parameter.VAR_KEYWORD}
