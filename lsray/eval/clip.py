@@ -2,8 +2,8 @@
 
 :func:`evaluate_clip` computes whatever its inputs allow: with an oracle video, mouth PSNR /
 SSIM and oracle-relative flicker and boundary jumps; with audio and a sync scorer, LSE-C / LSE-D;
-with a reference voice, speaker similarity (resemblyzer, :mod:`lsray.voice.similarity`); always
-identity drift. Missing metrics stay ``None``. Videos are paths (decoded with
+with a reference voice, speaker similarity (resemblyzer, :mod:`lsray.voice.similarity`); with the
+oracle's viseme track, per-viseme-class scores (:mod:`lsray.eval.visemes`); always identity drift. Missing metrics stay ``None``. Videos are paths (decoded with
 :func:`lsray.media.iter_frames`) or frame arrays; audio is a path (read at 16 kHz) or
 ``(samples, sample_rate)``.
 """
@@ -19,9 +19,10 @@ from pydantic import BaseModel, ConfigDict
 
 from lsray.eval import video as vm
 from lsray.eval.lse import SyncScorer, lse
+from lsray.eval.visemes import VISEME_METRICS, pooled, viseme_scores
 
 METRICS = ("mouth_psnr", "mouth_ssim", "oracle_lag", "flicker", "boundary_jump", "identity_drift", "lse_c", "lse_d",
-           "av_offset", "speaker_similarity")
+           "av_offset", "speaker_similarity", *VISEME_METRICS)
 
 
 class ClipMetrics(BaseModel):
@@ -41,6 +42,13 @@ class ClipMetrics(BaseModel):
     lse_d: float | None = None
     av_offset: int | None = None
     speaker_similarity: float | None = None
+    # per viseme class, given the oracle's viseme track (lsray.eval.visemes); None without one
+    bilabial_hit: float | None = None  # fraction of /p b m/ frames with the lips shut (oracle: 1)
+    labiodental_hit: float | None = None  # fraction of /f v/ frames with teeth on the lower lip
+    open_vowel: float | None = None  # opening on open vowels relative to the oracle's (1 = as wide)
+    bilabial_frames: int | None = None
+    labiodental_frames: int | None = None
+    open_vowel_frames: int | None = None
 
 
 FrameSource = str | Path | np.ndarray | Sequence[np.ndarray]
@@ -85,6 +93,7 @@ def evaluate_clip(
     sync_scorer: SyncScorer | None = None,
     vshift: int = 15,
     reference_voice: AudioSource | None = None,
+    visemes: np.ndarray | None = None,
 ) -> ClipMetrics:
     """Everything computable about one clip.
 
@@ -92,6 +101,8 @@ def evaluate_clip(
     ``talking_head_geometry``); without them the frames are taken as aligned face crops. LSE
     crops ``face_boxes`` (square) for the scorer. ``window`` / ``segment_starts`` locate the
     boundaries for the jump metric. ``reference_voice``: the voice the output audio should have.
+    ``visemes``: the (frames, P) viseme track the oracle was drawn from (``viseme_track`` of the
+    dub's phonemes), for the per-class scores; they need the oracle too.
     """
     out = load_frames(output_video)
     ref = load_frames(oracle_video) if oracle_video is not None else None
@@ -103,6 +114,11 @@ def evaluate_clip(
         m.mouth_ssim = vm.mouth_ssim(out[:n], ref[:n], mb)
         if n > 2 * vm.ORACLE_MAX_LAG:
             m.oracle_lag = vm.oracle_lag(out[:n], ref[:n], mb)
+        if visemes is not None:
+            scores = viseme_scores(out[:n], ref[:n], vm._boxes(mouth_boxes, n, out[0].shape), visemes)
+            for key, frames in VISEME_METRICS.items():
+                setattr(m, key, getattr(scores, key))
+                setattr(m, frames, getattr(scores, frames))
     m.flicker = vm.flicker(out, ref, mouth_boxes)
     jump = vm.boundary_jump(out, ref, mouth_boxes, window, segment_starts)
     m.boundary_jump = None if math.isnan(jump) else jump
@@ -147,11 +163,17 @@ def face_crops(frames: np.ndarray, face_boxes=None) -> np.ndarray:
 
 def aggregate(clips: Sequence[ClipMetrics]) -> dict[str, float | int | None]:
     """Mean of every metric over the clips that have it (non-finite values, e.g. an infinite
-    PSNR of a perfect clip, are left out of the mean; ``<metric>_n`` counts the clips used)."""
+    PSNR of a perfect clip, are left out of the mean; ``<metric>_n`` counts the clips used); the
+    viseme scores are over all their frames together (:func:`lsray.eval.visemes.pooled`), with
+    ``<frames field>`` the frame total."""
     agg: dict[str, float | int | None] = {"clips": len(clips), "frames": int(sum(c.frames for c in clips))}
     for key in METRICS:
         vals = [getattr(c, key) for c in clips if getattr(c, key) is not None]
         finite = [float(v) for v in vals if math.isfinite(float(v))]
         agg[key] = float(np.mean(finite)) if finite else (float(vals[0]) if vals else None)
         agg[f"{key}_n"] = len(finite)
+    dumps = [c.model_dump() for c in clips]
+    for key, frames in VISEME_METRICS.items():
+        agg[key] = pooled(dumps, key)
+        agg[frames] = sum(d[frames] or 0 for d in dumps if d[key] is not None)
     return agg
