@@ -18,7 +18,8 @@ and ``consistency`` is the reference distilled into an LCM student for ``--steps
 teacher at the bundle's guidance scale), sampled at 1, 2 and 4 steps. Each variant samples as the
 bundle does (its DDIM steps, guidance and detail transfer), dubs the same demo clips in-process
 (the clip pipeline) and is scored against the oracles: mouth PSNR / SSIM, LSE-C / LSE-D (the recipe's
-SyncNet), flicker, boundary jump, seconds per frame (sampling wall time / frames, this machine).
+SyncNet), bilabial / f/v hits and open-vowel opening (lsray.eval.visemes), flicker, boundary jump,
+seconds per frame (sampling wall time / frames, this machine).
 """
 
 from __future__ import annotations
@@ -82,7 +83,8 @@ def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict
         results[clip.clip_id] = (r.status, str(out) if out.is_file() else None, r.error, sample / max(r.frames, 1))
     s = summarise(score_clips(clips, results, scorer))
     keep = ("mouth_psnr", "mouth_psnr_keep_source", "mouth_ssim", "lse_c", "lse_d", "lse_c_unsynced", "flicker",
-            "boundary_jump", "seconds_per_frame")
+            "boundary_jump", "seconds_per_frame", "bilabial_hit", "bilabial_hit_keep_source", "bilabial_frames",
+            "labiodental_hit", "labiodental_frames", "open_vowel")
     return {k: s.get(k) for k in keep}
 
 
@@ -160,7 +162,8 @@ def main(argv: list[str] | None = None) -> int:
 
 
 COLUMNS = [("mouth_psnr", "mouth PSNR dB", 2), ("mouth_ssim", "mouth SSIM", 3), ("lse_c", "LSE-C", 2),
-           ("lse_d", "LSE-D", 2), ("flicker", "flicker", 2), ("boundary_jump", "boundary jump", 2),
+           ("lse_d", "LSE-D", 2), ("bilabial_hit", "bilabial hit", 2), ("labiodental_hit", "f/v hit", 2),
+           ("open_vowel", "open vowel", 2), ("flicker", "flicker", 2), ("boundary_jump", "boundary jump", 2),
            ("seconds_per_frame", "s / frame", 3)]
 
 

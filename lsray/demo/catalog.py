@@ -31,6 +31,8 @@ class DemoClip:
     target_language: str
     frames: int
     identity: Any = field(repr=False)  # lsray.synth.face.Identity: exact face / mouth boxes for the metrics
+    # (frames, P) the dub's viseme track, the oracle's mouth: which frames must close, bite, open
+    visemes: np.ndarray | None = field(default=None, repr=False)
 
     def geometry(self) -> list:
         from lsray.synth.render import talking_head_geometry
@@ -100,7 +102,8 @@ def build_demo_catalog(root: str | Path, clips: int = 5, seed: int = 0, photo: b
                     writer.write(frame)
             paths[kind] = path
         made.append(DemoClip(clip_id=cid, video=str(paths["source"]), audio=str(dub_wav), oracle=str(paths["oracle"]),
-                             source_language=src_lang, target_language=dub_lang, frames=frames, identity=ident))
+                             source_language=src_lang, target_language=dub_lang, frames=frames, identity=ident,
+                             visemes=dub_params))
     catalog = root / "catalog.jsonl"
     with atomic_output(catalog) as tmp:
         tmp.write_text("".join(json.dumps({"clip_id": c.clip_id, "video": c.video, "audio": c.audio,

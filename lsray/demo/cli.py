@@ -60,5 +60,9 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"mouth PSNR vs oracle {fmt(summary['mouth_psnr'])} dB (keep source mouth {fmt(summary['mouth_psnr_keep_source'])} dB); "
           f"LSE-C {fmt(summary['lse_c'])} (unsynchronised {fmt(summary['lse_c_unsynced'])}); "
           f"in step with the oracle in {summary['oracle_lag_0']}/{summary['scored']} clips")
+    print(f"lips shut on {fmt(summary['bilabial_hit'])} of {summary['bilabial_frames']} bilabial frames (keep source mouth "
+          f"{fmt(summary['bilabial_hit_keep_source'])}, oracle {fmt(summary['bilabial_hit_oracle'])}); f/v bite "
+          f"{fmt(summary['labiodental_hit'])} of {summary['labiodental_frames']} (keep source {fmt(summary['labiodental_hit_keep_source'])}); "
+          f"open vowels {fmt(summary['open_vowel'])} of the oracle's opening (keep source {fmt(summary['open_vowel_keep_source'])})")
     print(f"report: {report}")
     return 0 if all(r.status == "done" for r in outcome.reports) else 1

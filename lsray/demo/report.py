@@ -3,7 +3,10 @@
 Per clip: mouth PSNR / SSIM of the output vs the oracle, and of "keep the source mouth" (the
 source video itself) vs the oracle, the baseline any lip-sync must beat; LSE-C / LSE-D of the
 output with its dub, and LSE-C of the same output with another clip's dub ("unsynchronised"),
-the floor a synchronised mouth must rise above; flicker, boundary jump, identity drift.
+the floor a synchronised mouth must rise above; flicker, boundary jump, identity drift; per viseme
+class (:mod:`lsray.eval.visemes`, from the dub's viseme track): bilabial closures hit, f/v bites
+hit and open-vowel opening, for the output, the source and the oracle itself (~1: the check on
+the measurement).
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ class DemoRow:
     baseline: dict[str, Any] = field(default_factory=dict)  # source (keep the mouth) vs oracle
     lse_c_unsynced: float | None = None
     lse_c_oracle: float | None = None
+    oracle_visemes: dict[str, Any] = field(default_factory=dict)  # the oracle's own viseme scores
     seconds_per_frame: float | None = None
 
 
@@ -57,9 +61,12 @@ def unsynced_dub(clips: Sequence[DemoClip], i: int, dub: np.ndarray) -> np.ndarr
 def score_clips(clips: Sequence[DemoClip], outputs: dict[str, tuple[str, str | None, str | None, float | None]],
                 scorer=None) -> list[DemoRow]:
     """``outputs``: clip id -> (status, output path or None, error, seconds per frame)."""
+    from dataclasses import asdict
+
     from lsray.eval import evaluate_clip
     from lsray.eval.clip import load_audio_16k, load_frames
     from lsray.eval.lse import lse
+    from lsray.eval.visemes import viseme_scores
 
     rows: list[DemoRow] = []
     for i, clip in enumerate(clips):
@@ -71,8 +78,10 @@ def score_clips(clips: Sequence[DemoClip], outputs: dict[str, tuple[str, str | N
         geom = clip.geometry()
         boxes = {"mouth_boxes": [g.mouth_box for g in geom], "face_boxes": [g.face_box for g in geom]}
         out_frames, oracle, source = load_frames(path), load_frames(clip.oracle), load_frames(clip.video)
-        row.metrics = evaluate_clip(out_frames, oracle, name=clip.clip_id, **boxes).model_dump()
-        row.baseline = evaluate_clip(source, oracle, name=clip.clip_id, **boxes).model_dump()
+        row.metrics = evaluate_clip(out_frames, oracle, name=clip.clip_id, visemes=clip.visemes, **boxes).model_dump()
+        row.baseline = evaluate_clip(source, oracle, name=clip.clip_id, visemes=clip.visemes, **boxes).model_dump()
+        if clip.visemes is not None:
+            row.oracle_visemes = asdict(viseme_scores(oracle, oracle, boxes["mouth_boxes"], clip.visemes))
         if scorer is None:
             continue
         dub = load_audio_16k(clip.audio)
@@ -93,6 +102,8 @@ def _mean(values) -> float | None:
 
 
 def summarise(rows: Sequence[DemoRow]) -> dict[str, Any]:
+    from lsray.eval.visemes import VISEME_METRICS, pooled
+
     scored = [r for r in rows if r.metrics]
     out: dict[str, Any] = {
         "clips": len(rows), "scored": len(scored),
@@ -114,6 +125,11 @@ def summarise(rows: Sequence[DemoRow]) -> dict[str, Any]:
         "identity_drift": _mean(r.metrics.get("identity_drift") for r in scored),
         "seconds_per_frame": _mean(r.seconds_per_frame for r in rows),
     }
+    for key, frames in VISEME_METRICS.items():  # over all the clips' frames of the class together
+        out[key] = pooled([r.metrics for r in scored], key)
+        out[f"{key}_keep_source"] = pooled([r.baseline for r in scored], key)
+        out[f"{key}_oracle"] = pooled([r.oracle_visemes for r in scored], key)
+        out[frames] = sum(r.metrics.get(frames) or 0 for r in scored if r.metrics.get(key) is not None)
     if out["mouth_psnr"] is not None and out["mouth_psnr_keep_source"] is not None:
         out["mouth_psnr_gain_db"] = out["mouth_psnr"] - out["mouth_psnr_keep_source"]
     return out
@@ -178,6 +194,15 @@ def _fmt(v: Any, digits: int = 2) -> str:
     return html.escape(str(v))
 
 
+def _viseme_cell(m: dict[str, Any], b: dict[str, Any], key: str) -> str:
+    """``output (keep source)`` over ``n`` frames of the class, or ``-`` when the clip has none."""
+    from lsray.eval.visemes import VISEME_METRICS
+
+    if m.get(key) is None:
+        return "-"
+    return f"{_fmt(m.get(key))} ({_fmt(b.get(key))})<br><small>{m.get(VISEME_METRICS[key])} frames</small>"
+
+
 def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str, Any], bundle: str) -> Path:
     """``out_dir/report.html`` (self-contained: images inline) and ``out_dir/metrics.json``."""
     from lsray.media.atomic import atomic_output
@@ -187,9 +212,10 @@ def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str
         tmp.write_text(json.dumps({"summary": summary, "clips": [
             {"clip_id": r.clip.clip_id, "status": r.status, "error": r.error, "output": r.output, "metrics": r.metrics,
              "keep_source": r.baseline, "lse_c_unsynced": r.lse_c_unsynced, "lse_c_oracle": r.lse_c_oracle,
-             "seconds_per_frame": r.seconds_per_frame} for r in rows]}, indent=2, default=str))
+             "oracle_visemes": r.oracle_visemes, "seconds_per_frame": r.seconds_per_frame} for r in rows]}, indent=2, default=str))
     head = ("clip", "languages", "status", "frames", "mouth PSNR dB", "keep-source PSNR dB", "mouth SSIM", "oracle lag", "LSE-C",
-            "LSE-C unsynced", "LSE-C oracle", "LSE-D", "flicker", "boundary jump", "s / frame")
+            "LSE-C unsynced", "LSE-C oracle", "LSE-D", "bilabial hit (keep source)", "f/v hit (keep source)",
+            "open vowel (keep source)", "flicker", "boundary jump", "s / frame")
     body = []
     for r in rows:
         m, b = r.metrics, r.baseline
@@ -198,6 +224,7 @@ def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str
             html.escape(r.status) + (f"<br><small>{html.escape(r.error or '')}</small>" if r.error else ""),
             r.clip.frames, _fmt(m.get("mouth_psnr")), _fmt(b.get("mouth_psnr")), _fmt(m.get("mouth_ssim"), 3),
             _fmt(m.get("oracle_lag")), _fmt(m.get("lse_c")), _fmt(r.lse_c_unsynced), _fmt(r.lse_c_oracle), _fmt(m.get("lse_d")),
+            *(_viseme_cell(m, b, key) for key in ("bilabial_hit", "labiodental_hit", "open_vowel")),
             _fmt(m.get("flicker")), _fmt(m.get("boundary_jump")), _fmt(r.seconds_per_frame, 3))) + "</tr>")
     stills = "".join(f"<h3>{html.escape(r.clip.clip_id)}</h3>{_stills(r)}" for r in rows if r.metrics)
     videos = "".join(f'<li><a href="{html.escape(Path(r.output).relative_to(out_dir).as_posix())}">{html.escape(r.clip.clip_id)}</a></li>'
@@ -207,7 +234,12 @@ def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str
                 f"for keeping the source mouth ({_fmt(s.get('mouth_psnr_gain_db'))} dB); LSE-C <b>{_fmt(s.get('lse_c'))}</b> "
                 f"against {_fmt(s.get('lse_c_unsynced'))} with unsynchronised audio (oracle {_fmt(s.get('lse_c_oracle'))}); "
                 f"mouth in step with the oracle's (lag 0) in {s.get('oracle_lag_0')} of {s.get('scored')} clips "
-                f"({s.get('oracle_lag_0_keep_source')} keeping the source mouth).")
+                f"({s.get('oracle_lag_0_keep_source')} keeping the source mouth). Lips shut on "
+                f"<b>{_fmt(s.get('bilabial_hit'))}</b> of the {s.get('bilabial_frames')} frames where the oracle closes them for "
+                f"/p b m/ ({_fmt(s.get('bilabial_hit_keep_source'))} keeping the source mouth, {_fmt(s.get('bilabial_hit_oracle'))} "
+                f"the oracle); f/v bite on {_fmt(s.get('labiodental_hit'))} of {s.get('labiodental_frames')} frames "
+                f"({_fmt(s.get('labiodental_hit_keep_source'))}); open vowels {_fmt(s.get('open_vowel'))} as wide as the "
+                f"oracle's ({_fmt(s.get('open_vowel_keep_source'))}).")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lsray demo report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}
