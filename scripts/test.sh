@@ -18,7 +18,7 @@ if [ ! -x "$VENV/bin/python" ]; then
 fi
 export LSRAY_PARITY_FIXTURES="$FIXTURES"
 status=0
-"$VENV/bin/python" -m pytest -q -p no:cacheprovider --timeout="${LSRAY_TEST_TIMEOUT:-900}" "$@" || status=$?
+"$VENV/bin/python" -m pytest -q -p no:cacheprovider --durations=30 --timeout="${LSRAY_TEST_TIMEOUT:-900}" "$@" || status=$?
 if [ "$status" -eq 5 ]; then
     echo "error: pytest collected no tests" >&2
     exit 1

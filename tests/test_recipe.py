@@ -13,7 +13,7 @@ from lsray.train.recipe import RecipeConfig, run_recipe
 
 pytestmark = pytest.mark.slow
 
-TINY_VAE = {"block_out_channels": [8, 16], "layers_per_block": 1, "norm_num_groups": 8}
+TINY_VAE = {"block_out_channels": [8, 8, 16, 16], "layers_per_block": 1, "norm_num_groups": 8}
 
 
 def _config(tmp: Path, **over) -> RecipeConfig:
@@ -49,7 +49,7 @@ def test_recipe_builds_a_bundle_resumes_and_guards_its_work_folder(tmp_path):
     bundle = load_bundle(out, device="cpu")
     assert bundle.config.sampler.detail_transfer and bundle.config.resolution == 128
     assert "recipe demo" in bundle.config.provenance.source and bundle.config.provenance.global_step == 2
-    assert list(bundle.vae.config.block_out_channels) == [8, 16]  # the recipe's own VAE (decoder fine-tuned)
+    assert list(bundle.vae.config.block_out_channels) == [8, 8, 16, 16]  # the recipe's own VAE (decoder fine-tuned)
     SyncNet.from_pretrained(tmp_path / "syncnet")
 
     work = Path(cfg.work)
@@ -84,3 +84,40 @@ def test_recipe_builds_a_bundle_resumes_and_guards_its_work_folder(tmp_path):
     with pytest.raises(ValueError, match=r"differs in world"):
         run_recipe(bigger)
     assert len((work / "world" / "catalog.jsonl").read_text().splitlines()) == 2  # nothing was touched
+
+
+def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_path):
+    """Recipe v2 at toy size: stage 2 with the lip discriminator, temporal losses and anchor
+    training, then LCM distillation; the shipped bundle is the student (its own sampling, the
+    recipe's decoding, the teacher inside for ``--sampler ddim``) and converts voices."""
+    from lsray.bundle import load_bundle
+    from lsray.bundle.config import TEACHER_UNET_FILE
+
+    data = {"seq_len": 16, "stride": 8, "batch_size": 1}
+    base = _config(tmp_path)
+    cfg = _config(
+        tmp_path, syncnet=None, syncnet_out=None,
+        stage2={**base.stage2, "data": data, "smooth_weight": 0.1, "anchor_weight": 0.1,
+                "discriminator": {"crop_size": 32, "num_scales": 1, "ndf": 8, "n_layers": 2, "max_channels": 16,
+                                  "norm_groups": 4},
+                "adv_weight": 0.1, "adv_warmup_steps": 1,
+                "anchors": {"pin_probability": 0.75, "keyframe_probability": 0.25, "overlap": 1}},
+        distill={"steps": 2, "lr": 1e-4, "time_cond_proj_dim": 16, "student_steps": 2, "teacher_guidance": 1.0,
+                 "anchors": {"pin_probability": 0.75, "keyframe_probability": 0.25, "overlap": 1}, "data": data},
+        sampler={**base.sampler.model_dump(), "anchors": {"stride": 8, "sequence": 8, "overlap": 1}},
+        voice={"backend": "builtin"},
+    )
+    out = run_recipe(cfg)
+    student = load_bundle(out, device="cpu")
+    sampler = student.config.sampler
+    assert sampler.method == "lcm" and sampler.num_inference_steps == 2 and sampler.detail_transfer
+    assert sampler.anchors is not None  # distilled with anchors: the student follows them
+    assert student.config.lcm.teacher_unet == TEACHER_UNET_FILE and (out / TEACHER_UNET_FILE).is_file()
+    assert student.config.voice.backend == "builtin"
+    assert "LCM-distilled" in student.config.provenance.source and student.config.provenance.global_step == 4
+    teacher = load_bundle(Path(cfg.work) / "teacher", device="cpu")
+    assert teacher.config.sampler.method == "ddim" and teacher.config.lcm is None
+    # the student's teacher is stage 2's UNet, as published
+    assert (student.teacher_unet.state_dict()["conv_in.weight"] == teacher.unet.state_dict()["conv_in.weight"]).all()
+    assert sorted(p.name for p in Path(cfg.work).glob("*.done.json")) == [
+        "stage2.done.json", "student.done.json", "vae-decoder.done.json", "vae.done.json"]

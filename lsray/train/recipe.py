@@ -15,7 +15,10 @@ project job or stage, each skipped when its output already exists (rerun = resum
    here, before anything is published;
 5b. ``vae_decoder`` (optional): the autoencoder job again, decoder only: the encoder (so every
    latent stage 2 saw) is unchanged, the decoder sharpens; the bundle ships that VAE;
-6. the bundle is copied to ``out`` with its provenance;
+6. the teacher bundle (stage 2's UNet, the shipped VAE, the recipe's sampler) is published: to
+   ``out``, or, with ``distill``, to the work folder as the teacher of
+6a. ``distill`` (optional, upgrade 4): the LCM distillation job; ``out`` is then the consistency
+   student, which samples in its few steps by default and carries the teacher for ``--sampler ddim``;
 7. ``syncnet`` (optional): the SyncNet job on the same shards, written to ``syncnet_out``: the
    scorer behind LSE-C / LSE-D for this world (no pretrained ``syncnet_v2.model`` is available).
 """
@@ -31,7 +34,7 @@ from typing import Any, Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field
 
-from lsray.bundle.config import SamplerDefaults
+from lsray.bundle.config import BundleConfig, SamplerDefaults, VoiceDefaults
 from lsray.models.config import UNetConfig
 from lsray.resolution import Resolution
 
@@ -80,6 +83,9 @@ class RecipeConfig(_Strict):
     syncnet: dict[str, Any] | None = None  # a ``job: syncnet`` config without out / data.shards
     syncnet_out: str | None = None
     audio_check: AudioCheckSettings | None = None
+    # a ``job: distill`` config without teacher / out / data.shards: the shipped bundle is its student
+    distill: dict[str, Any] | None = None
+    voice: VoiceDefaults = Field(default_factory=VoiceDefaults)  # the shipped bundle's voice conversion
 
     @classmethod
     def read(cls, path: str | Path, **overrides: Any) -> "RecipeConfig":
@@ -147,7 +153,7 @@ def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path) -> Pa
     """A random UNet with the recipe's config around the trained parts."""
     import torch
 
-    from lsray.bundle.config import AudioConfig, BundleConfig, MaskInfo, Provenance, VAEConfig, WhisperLayout
+    from lsray.bundle.config import AudioConfig, MaskInfo, Provenance, VAEConfig, WhisperLayout
     from lsray.models.unet import LipSyncUNet
     from lsray.train.export import save_inference_bundle
     from lsray.train.vae import read_latent_stats
@@ -196,7 +202,7 @@ def _progress(name: str, every: int) -> Callable[[int, dict], None]:
 
 
 #: Settings that change no file in the work folder (where things go, what is checked).
-_NO_ARTEFACT = ("work", "out", "syncnet_out", "audio_check")
+_NO_ARTEFACT = ("work", "out", "syncnet_out", "audio_check", "voice")
 
 
 def _artefact_settings(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -207,6 +213,17 @@ def _artefact_settings(recipe: dict[str, Any]) -> dict[str, Any]:
     if isinstance(out.get("sampler"), dict):
         out["sampler"] = {"scheduler": out["sampler"].get("scheduler")}
     return out
+
+
+def _publish_settings(cfg: RecipeConfig, config: BundleConfig, steps: int) -> None:
+    """What publishing sets on a bundle whatever trained it: voice conversion and provenance."""
+    from lsray.bundle.config import Provenance
+
+    config.voice = cfg.voice
+    distilled = ", LCM-distilled" if config.lcm is not None else ""
+    config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml): synthetic world, "
+                                          f"{cfg.world.clips} train clips{distilled}", global_step=steps,
+                                   converted_by="lsray recipe")
 
 
 def check_audio_use(cfg: RecipeConfig, bundle: Path, shards: Path) -> None:
@@ -242,7 +259,6 @@ def _claim_work(cfg: RecipeConfig, record: Path) -> None:
 def run_recipe(cfg: RecipeConfig) -> Path:
     """Every step (skipping finished ones); returns the bundle directory ``cfg.out``."""
     from lsray.media.atomic import atomic_directory
-    from lsray.bundle.config import BundleConfig, Provenance
 
     work = Path(cfg.work).expanduser()
     work.mkdir(parents=True, exist_ok=True)
@@ -275,19 +291,34 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             ft = {**cfg.vae_decoder, "job": "vae", "decoder_only": True, "init": str(vae_dir), "out": str(shipped_vae),
                   "data": {**cfg.vae_decoder.get("data", {}), **data}}
             _train(ft, ft_done, _progress("vae decoder", 100))
+    steps = int(cfg.stage2.get("steps", 0))
     out = Path(cfg.out)
-    with atomic_directory(out) as tmp:
+    teacher = out if cfg.distill is None else work / "teacher"
+    with atomic_directory(teacher) as tmp:
         shutil.copytree(stage2_dir, tmp, dirs_exist_ok=True)
         if shipped_vae is not None:
             shutil.rmtree(tmp / "vae")
             shutil.copytree(shipped_vae, tmp / "vae")
         config = BundleConfig.read(tmp / "config.json")
         config.sampler = cfg.sampler  # the recipe's sampling and decoding, whenever the UNet was trained
-        steps = int(cfg.stage2.get("steps", 0))
-        config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml): synthetic world, "
-                                              f"{cfg.world.clips} train clips", global_step=steps,
-                                       converted_by="lsray recipe")
+        _publish_settings(cfg, config, steps)
         config.write(tmp / "config.json")
+    if cfg.distill is not None:
+        student_dir, student_done = work / "student", work / "student.done.json"
+        if not student_done.is_file():
+            _log("distill")
+            dc = {**cfg.distill, "job": "distill", "teacher": str(teacher), "out": str(student_dir),
+                  "data": {**cfg.distill.get("data", {}), **data}}
+            _train(dc, student_done, _progress("distill", 50))
+        with atomic_directory(out) as tmp:
+            shutil.copytree(student_dir, tmp, dirs_exist_ok=True)
+            config = BundleConfig.read(tmp / "config.json")
+            # the student's own sampling (lcm, its steps and guidance, anchors if distilled with
+            # them) with the recipe's decoding; the VAE is the teacher's, i.e. the shipped one
+            config.sampler = config.sampler.model_copy(update={
+                "detail_transfer": cfg.sampler.detail_transfer, "detail_gate": cfg.sampler.detail_gate})
+            _publish_settings(cfg, config, steps + int(cfg.distill.get("steps", 0)))
+            config.write(tmp / "config.json")
     _log(f"bundle written to {out}")
     if cfg.syncnet is not None and cfg.syncnet_out:
         sync_dir, sync_done = work / "syncnet", work / "syncnet.done.json"
