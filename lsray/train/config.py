@@ -178,8 +178,72 @@ class VAETrainConfig(_Strict):
     decoder_only: bool = False
 
 
-JobConfig = Stage2Config | DistillConfig | SyncNetTrainConfig | VAETrainConfig
-_JOBS = {"stage2": Stage2Config, "distill": DistillConfig, "syncnet": SyncNetTrainConfig, "vae": VAETrainConfig}
+class PhonemeDataSettings(_Strict):
+    """Utterances of the synthetic world's speech (:mod:`lsray.train.phoneme_data`), synthesised
+    once into ``root`` (local path or s3://) and read from there; deterministic from ``seed``.
+
+    Train utterances use the world's train sentences and voices, with random speaking rate and
+    pitch; ``recombined_fraction`` of them speak a random sequence of 3-9 words drawn from the
+    language's train sentences instead (the world has only 20 train sentences: recombining their
+    words keeps the model from learning whole sentences instead of phonemes). Test utterances are
+    the test sentences x test voices (disjoint from train), at random rate and pitch.
+    """
+
+    root: str  # cache of synthesised utterances (npz chunks)
+    train_utterances: int = Field(3000, ge=1)
+    test_utterances: int = Field(96, ge=1)  # held-out evaluation at export
+    recombined_fraction: float = Field(0.7, ge=0.0, le=1.0)
+    languages: tuple[str, ...] | None = None  # default: every language of the world
+    rate: tuple[int, int] = (140, 220)  # espeak words per minute, uniform (espeak's default 175)
+    pitch: tuple[int, int] = (30, 70)  # espeak pitch 0-100, uniform (default 50)
+    noise_snr_db: tuple[float, float] | None = (15.0, 40.0)  # white noise added to half the batch; None: off
+    batch_size: int = Field(8, ge=1)  # per worker
+    cache_in_memory: bool = True  # the set is small (a few hundred MB of int16 PCM)
+    seed: int = 0
+
+
+class PhonemeModelSettings(_Strict):
+    """A small ``Wav2Vec2Config``: the base models' conv stack (kernels 10,3,3,3,3,2,2, strides
+    5,2,2,2,2,2,2: 320 samples per frame, ~50 Hz at 16 kHz, 400-sample receptive field) at a width
+    that trains on a CPU, with the stable-layer-norm layout (per-frame LayerNorms, so padded batches
+    and chunked inference see the same normalisation; the group-norm layout normalises over time)."""
+
+    hidden_size: int = Field(128, ge=8)
+    num_hidden_layers: int = Field(3, ge=1)
+    num_attention_heads: int = Field(4, ge=1)
+    intermediate_size: int = Field(256, ge=8)
+    conv_dim: tuple[int, ...] = Field((32, 32, 48, 64, 96, 128, 128), min_length=7, max_length=7)  # widening as the rate falls
+    num_conv_pos_embeddings: int = Field(64, ge=2)
+    num_conv_pos_embedding_groups: int = Field(16, ge=1)
+    # of the conv stack: GELU's backward on its high-rate activations was ~19 % of a CPU step
+    conv_activation: str = "relu"
+    dropout: float = Field(0.1, ge=0.0, le=1.0)  # hidden, attention, activation, feature projection
+    mask_time_prob: float = Field(0.05, ge=0.0, le=1.0)  # SpecAugment-style time masks while training
+
+
+class PhonemeTrainConfig(_Strict):
+    """A phoneme-CTC Wav2Vec2 for the fused audio branch (upgrade 1), trained from random init on
+    the synthetic world's speech (no pretrained phoneme model can be downloaded). The export is a
+    ``PhonemeEncoder.save_pretrained`` folder (projection = a fixed standardisation of the hidden
+    states) plus ``vocab.json`` and ``eval.json`` (held-out phoneme error rate)."""
+
+    job: Literal["phoneme"] = "phoneme"
+    out: str  # PhonemeEncoder.save_pretrained directory (+ vocab.json, eval.json)
+    data: PhonemeDataSettings
+    ray: RaySettings = Field(default_factory=RaySettings)
+    model: PhonemeModelSettings = Field(default_factory=PhonemeModelSettings)
+    steps: int = Field(2000, ge=1)
+    lr: float = 1e-3
+    warmup_steps: int = Field(200, ge=0)  # linear warm-up, then cosine decay to min_lr_ratio * lr
+    min_lr_ratio: float = Field(0.05, ge=0.0, le=1.0)
+    weight_decay: float = 0.01
+    max_grad_norm: float = 1.0
+    stats_utterances: int = Field(64, ge=1)  # train utterances the export's standardisation is measured on
+
+
+JobConfig = Stage2Config | DistillConfig | SyncNetTrainConfig | VAETrainConfig | PhonemeTrainConfig
+_JOBS = {"stage2": Stage2Config, "distill": DistillConfig, "syncnet": SyncNetTrainConfig, "vae": VAETrainConfig,
+         "phoneme": PhonemeTrainConfig}
 
 
 def load_job_config(source: str | Path | dict[str, Any], **overrides: Any) -> JobConfig:

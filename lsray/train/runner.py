@@ -1,7 +1,8 @@
 """The Ray layer of training: one TorchTrainer wrapper and one per-worker loop for every job.
 
     driver: load_job_config -> fit(cfg)
-      1. data     the shard index read with Ray Data, each clip expanded into sequences (flat_map);
+      1. data     the shard index read with Ray Data, each clip expanded into sequences (flat_map;
+                  the phoneme job: its cached utterance chunks, each expanded into utterances);
                   Ray Train splits the stream across workers (``get_dataset_shard``)
       2. workers  ScalingConfig(num_workers, use_gpu, cpus_per_worker) from ``cfg.ray``; gloo on
                   CPU, nccl on GPU; each worker builds the job (models, optimizers, DDP)
@@ -25,7 +26,7 @@ import numpy as np
 import torch
 
 from lsray.train.config import (
-    DistillConfig, JobConfig, Stage2Config, SyncNetTrainConfig, VAETrainConfig, load_job_config,
+    DistillConfig, JobConfig, PhonemeTrainConfig, Stage2Config, SyncNetTrainConfig, VAETrainConfig, load_job_config,
 )
 
 if TYPE_CHECKING:
@@ -47,6 +48,10 @@ def build_job(cfg: JobConfig, device: torch.device, world: int = 1):
         from lsray.train.vae import VAEJob
 
         return VAEJob(cfg, device, world)
+    if isinstance(cfg, PhonemeTrainConfig):
+        from lsray.train.phoneme import PhonemeJob
+
+        return PhonemeJob(cfg, device, world)
     from lsray.train.syncnet import SyncNetJob
 
     return SyncNetJob(cfg, device, world)
@@ -86,9 +91,44 @@ def sequence_kwargs(cfg: JobConfig) -> dict[str, Any]:
     return kw
 
 
-def batches(rows: Callable[[], Iterator[dict]], batch_size: int, cache: bool, seed: int) -> Iterator[dict]:
-    """Endless collated batches: each epoch re-reads ``rows()`` (or a cached, reshuffled copy)."""
+def collate_fn(cfg: JobConfig) -> Callable[[list[dict]], dict]:
+    """How a job's rows become a batch: video sequences stack, utterances (phoneme job) are padded."""
+    if isinstance(cfg, PhonemeTrainConfig):
+        from lsray.train.phoneme_data import collate_utterances
+
+        return collate_utterances
     from lsray.train.data import collate
+
+    return collate
+
+
+def local_rows(cfg: JobConfig) -> list[dict]:
+    """Every training row of a job in memory (``train_local``)."""
+    if isinstance(cfg, PhonemeTrainConfig):
+        from lsray.train.phoneme_data import local_utterances
+
+        return local_utterances(cfg.data)
+    from lsray.train.data import local_sequences
+
+    return local_sequences(cfg.data.shards, **sequence_kwargs(cfg))
+
+
+def ray_rows(cfg: JobConfig):
+    """The training rows of a job as a Ray Dataset (``fit``)."""
+    if isinstance(cfg, PhonemeTrainConfig):
+        from lsray.train.phoneme_data import ray_utterances
+
+        return ray_utterances(cfg.data)
+    from lsray.train.data import ray_sequences
+
+    return ray_sequences(cfg.data.shards, **sequence_kwargs(cfg))
+
+
+def batches(rows: Callable[[], Iterator[dict]], batch_size: int, cache: bool, seed: int,
+            collate: Callable[[list[dict]], dict] | None = None) -> Iterator[dict]:
+    """Endless collated batches: each epoch re-reads ``rows()`` (or a cached, reshuffled copy)."""
+    if collate is None:
+        from lsray.train.data import collate
 
     cached: list[dict] | None = None
     epoch = 0
@@ -135,7 +175,7 @@ def train_loop_per_worker(config: dict[str, Any]) -> None:
         start = resumed_from = int(state["step"])
     shard = ray.train.get_dataset_shard("train")
     stream = batches(lambda: (_row_dict(r) for r in shard.iter_rows()), cfg.data.batch_size,
-                     cfg.data.cache_in_memory, cfg.data.seed + 1000 * rank + start)
+                     cfg.data.cache_in_memory, cfg.data.seed + 1000 * rank + start, collate_fn(cfg))
     torch.manual_seed(cfg.data.seed + 7919 * rank + start)  # noise / timesteps differ per rank and per resume
     pid_dir = config.get("pid_dir")  # tests: where workers announce their process id
     for step in range(start, cfg.steps):
@@ -163,12 +203,10 @@ def fit(cfg: JobConfig | str | Path | dict, *, pid_dir: str | None = None):
     from ray.train import CheckpointConfig, FailureConfig, RunConfig, ScalingConfig
     from ray.train.torch import TorchConfig, TorchTrainer
 
-    from lsray.train.data import ray_sequences
-
     if not isinstance(cfg, JobConfig):
         cfg = load_job_config(cfg)
     r = cfg.ray
-    dataset = ray_sequences(cfg.data.shards, **sequence_kwargs(cfg))
+    dataset = ray_rows(cfg)
     storage = r.storage_path if "://" in r.storage_path else str(Path(r.storage_path).expanduser().resolve())
     trainer = TorchTrainer(
         train_loop_per_worker,
@@ -189,14 +227,12 @@ def fit(cfg: JobConfig | str | Path | dict, *, pid_dir: str | None = None):
 def train_local(cfg: JobConfig | str | Path | dict, *, export: bool = True,
                 on_step: Callable[[int, dict], None] | None = None) -> tuple[Any, list[dict]]:
     """The same loop in-process, no Ray, no checkpoints: returns (job, per-step metrics)."""
-    from lsray.train.data import local_sequences
-
     if not isinstance(cfg, JobConfig):
         cfg = load_job_config(cfg)
     torch.manual_seed(cfg.data.seed)
     job = build_job(cfg, torch.device("cpu"))
-    seqs = local_sequences(cfg.data.shards, **sequence_kwargs(cfg))
-    stream = batches(lambda: iter(seqs), cfg.data.batch_size, True, cfg.data.seed)
+    rows = local_rows(cfg)
+    stream = batches(lambda: iter(rows), cfg.data.batch_size, True, cfg.data.seed, collate_fn(cfg))
     history = []
     for step in range(cfg.steps):
         m = job.step(next(stream), step)
