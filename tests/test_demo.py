@@ -52,7 +52,7 @@ def test_lsray_demo_with_the_shipped_bundle(ray_cluster, tmp_path, capsys):
                                       "prepare": {"num_cpus": 0.5}, "render": {"num_cpus": 0.5}}))
     out = tmp_path / "demo"
     code = main(["demo", "--out", str(out), "--clips", "3", "--address", ray_cluster.address,
-                 "--config", str(stages), "--quiet"])
+                 "--config", str(stages), "--voice", "builtin", "--quiet"])
     assert code == 0
     report = json.loads((out / "metrics.json").read_text())
     summary, clips = report["summary"], report["clips"]
@@ -61,7 +61,8 @@ def test_lsray_demo_with_the_shipped_bundle(ray_cluster, tmp_path, capsys):
     for c in clips:
         assert c["clip_id"] in page and (out / "dubbed" / f"{c['clip_id']}.mp4").is_file()
     assert page.count("data:image/png;base64,") >= 1 + 3 * 3  # the plot + three stills per clip
-    assert "report:" in capsys.readouterr().out
+    printed = capsys.readouterr().out
+    assert "report:" in printed
     for key in ("mouth_psnr", "mouth_psnr_keep_source", "lse_c", "lse_c_unsynced", "lse_c_oracle", "flicker"):
         assert summary[key] is not None and np.isfinite(summary[key]), key
     # Issue #7's bar for the bundle: the mouths are closer to the oracle than the source's by over
@@ -71,3 +72,7 @@ def test_lsray_demo_with_the_shipped_bundle(ray_cluster, tmp_path, capsys):
     assert summary["mouth_psnr_gain_db"] > 1.0, summary
     assert summary["oracle_lag_0"] >= 2, [c["metrics"]["oracle_lag"] for c in clips]
     assert summary["lse_c"] > summary["lse_c_unsynced"], summary
+    # upgrade 5: each dub re-voiced towards the on-screen speaker (the catalog's reference voice)
+    assert all(c["similarity_before"] is not None for c in clips)
+    assert summary["speaker_similarity"] > summary["speaker_similarity_dub"], summary
+    assert "voice: speaker similarity" in printed

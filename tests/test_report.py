@@ -23,7 +23,7 @@ def sample_reports() -> list[ClipReport]:
     bad = InvalidRow(line=7, clip_id=None, reason="malformed JSON")
     return [
         ClipReport(clip_id="a", status="done", output_uri="/o/a.mp4", frames=100, no_face_frames=3,
-                   seconds={"prepare": 1.5, "sample": 10.0, "render": 2.0}, retries=1, speaker_similarity=0.83,
+                   seconds={"prepare": 1.5, "sample": 10.0, "render": 2.0}, retries=1, speaker_similarity=0.83, similarity_before=0.61,
                    fingerprint="f" * 64, started=T0, finished=T0 + timedelta(seconds=14)),
         ClipReport(clip_id="b", status="skipped", output_uri="/o/b.mp4", fingerprint="e" * 64),
         ClipReport(clip_id="c", status="error", error="MediaError: /in/c.mp4: no video stream",
@@ -41,6 +41,8 @@ def check_outputs(table, summary: dict) -> None:
     assert table.column("seconds_sample").to_pylist() == [10.0, None, None, None, None]
     assert table.column("seconds_total").to_pylist()[0] == pytest.approx(13.5)
     assert table.column("line").to_pylist()[4] == 7
+    assert table.column("similarity_before").to_pylist()[:2] == [0.61, None]  # voice conversion: before / after
+    assert table.column("speaker_similarity").to_pylist()[:2] == [0.83, None]
     assert table.column("warnings").to_pylist() == [[]] * 5 and table.column("duration_seconds").null_count == 5
     assert summary["counts"] == {"done": 1, "skipped": 1, "error": 1, "no_face": 1, "invalid": 1}
     assert set(summary["counts"]) == set(CLIP_STATUSES)
@@ -59,7 +61,8 @@ def test_write_report_local(tmp_path: Path) -> None:
     check_outputs(pq.read_table(out / "report.parquet"), json.loads((out / "report.json").read_text()))
     assert sorted(p.name for p in out.iterdir()) == ["report.html", "report.json", "report.parquet"]  # no temp leftovers
     page = (out / "report.html").read_text(encoding="utf-8")
-    assert "MediaError: /in/c.mp4: no video stream" in page and "<svg" in page  # the browser test reads it properly
+    assert "MediaError: /in/c.mp4: no video stream" in page and "<svg" in page
+    assert '<td class="num">0.83 (0.61)</td>' in page  # after conversion (the dub as given)  # the browser test reads it properly
 
 
 def test_write_report_s3(moto_s3: S3Config, s3_bucket: str) -> None:

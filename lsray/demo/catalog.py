@@ -33,6 +33,7 @@ class DemoClip:
     identity: Any = field(repr=False)  # lsray.synth.face.Identity: exact face / mouth boxes for the metrics
     # (frames, P) the dub's viseme track, the oracle's mouth: which frames must close, bite, open
     visemes: np.ndarray | None = field(default=None, repr=False)
+    voice_reference: str | None = None  # the on-screen speaker's voice (the catalog's voice_reference)
 
     def geometry(self) -> list:
         from lsray.synth.render import talking_head_geometry
@@ -68,6 +69,29 @@ def _pairs(n: int, seed: int, photo: bool):
     return out
 
 
+def _voice_reference(path: Path, lang: str, text: str, voice: str, seed: int, i: int) -> Path:
+    """5-10 s of the on-screen speaker's voice (the source voice saying other sentences of its
+    language): the reference voice conversion re-voices the dub towards. The source clip itself is
+    cut to the dub's length, often under the 2 s of speech a reference needs, as a short shot would
+    be; a localisation team supplies such a reference per speaker (the catalog's
+    ``voice_reference``). Drawn from its own generator so the clips themselves stay as they were."""
+    import soundfile as sf
+
+    from lsray.synth import world
+    from lsray.synth.speech import synthesize
+
+    rng = np.random.default_rng([271828, seed, i, 5])
+    # any sentence of the language but the clip's own (the test split holds only a few per language;
+    # the reference is only heard by the voice converter, never by the lip-sync model)
+    others = [t for split in ("test", "train") for _, t in world.sentences(split, lang) if t != text]
+    parts = []
+    for k in rng.permutation(len(others))[:4]:
+        speech = synthesize(others[int(k)], voice)
+        parts += [speech.samples, np.zeros(int(0.3 * speech.sr), np.float32)]
+    sf.write(str(path), np.concatenate(parts), speech.sr, subtype="PCM_16")
+    return path
+
+
 def build_demo_catalog(root: str | Path, clips: int = 5, seed: int = 0, photo: bool = True) -> tuple[Path, list[DemoClip]]:
     """Write the demo inputs under ``root`` and ``root/catalog.jsonl``; return (catalog, clips).
     The last clip is the astronaut photo when ``photo``."""
@@ -84,6 +108,7 @@ def build_demo_catalog(root: str | Path, clips: int = 5, seed: int = 0, photo: b
     made: list[DemoClip] = []
     for i, (ident, (src_lang, src_text, src_voice), (dub_lang, dub_text, dub_voice)) in enumerate(_pairs(clips, seed, photo)):
         cid = f"{'photo' if ident.kind == 'photo' else 'face'}{i:02d}-{src_lang}-to-{dub_lang}"
+        reference = _voice_reference(root / f"{cid}.voice.wav", src_lang, src_text, src_voice, seed, i)
         dub = synthesize(dub_text, dub_voice)
         src = synthesize(src_text, src_voice)
         frames = num_frames(dub.duration_s, FPS)
@@ -103,9 +128,10 @@ def build_demo_catalog(root: str | Path, clips: int = 5, seed: int = 0, photo: b
             paths[kind] = path
         made.append(DemoClip(clip_id=cid, video=str(paths["source"]), audio=str(dub_wav), oracle=str(paths["oracle"]),
                              source_language=src_lang, target_language=dub_lang, frames=frames, identity=ident,
-                             visemes=dub_params))
+                             visemes=dub_params, voice_reference=str(reference)))
     catalog = root / "catalog.jsonl"
     with atomic_output(catalog) as tmp:
         tmp.write_text("".join(json.dumps({"clip_id": c.clip_id, "video": c.video, "audio": c.audio,
-                                           "target_language": c.target_language}) + "\n" for c in made))
+                                           "target_language": c.target_language,
+                                           "voice_reference": c.voice_reference}) + "\n" for c in made))
     return catalog, made

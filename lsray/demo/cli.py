@@ -7,6 +7,7 @@ import argparse
 import sys
 from pathlib import Path
 
+from lsray.bundle.config import VOICE_BACKENDS
 from lsray.demo import DEMO_BUNDLE, DEMO_SYNCNET
 
 
@@ -17,6 +18,8 @@ def demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=int, default=5, help="dubbing jobs (the last is the photo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the bundle's)")
+    p.add_argument("--voice", default=None, choices=VOICE_BACKENDS,
+                   help="re-voice each dub as the on-screen speaker (default: the bundle's voice setting)")
     p.add_argument("--address", default=None, help="a Ray cluster (default: local Ray on loopback)")
     p.add_argument("--config", default=None, metavar="YAML", help="per-stage resources (as lsray dub --config)")
     p.add_argument("--quiet", action="store_true", help="no progress bars")
@@ -39,7 +42,7 @@ def run_demo(args: argparse.Namespace) -> int:
     print(f"building {args.clips} demo clips in {out / 'inputs'}", file=sys.stderr)
     catalog, clips = build_demo_catalog(out / "inputs", clips=args.clips, seed=args.seed)
     spec = JobSpec(catalog=str(catalog), out=str(out / "dubbed"), model=str(args.model), address=args.address,
-                   config=load_batch_config(args.config), defaults=DubOptions(steps=args.steps), progress=not args.quiet)
+                   config=load_batch_config(args.config), defaults=DubOptions(steps=args.steps, voice=args.voice), progress=not args.quiet)
     outcome = run_job(spec)
     print(summary_line(outcome))
     results = {}
@@ -54,6 +57,9 @@ def run_demo(args: argparse.Namespace) -> int:
 
         scorer = ProjectSyncNetScorer(SyncNet.from_pretrained(args.syncnet))
     rows = score_clips(clips, results, scorer)
+    voices = {r.clip_id: (r.speaker_similarity, r.similarity_before) for r in outcome.reports}
+    for row in rows:
+        row.speaker_similarity, row.similarity_before = voices.get(row.clip.clip_id, (None, None))
     summary = summarise(rows)
     report = write_report(out, rows, summary, str(args.model))
     fmt = lambda v: "-" if v is None else f"{v:.2f}"  # noqa: E731
@@ -64,5 +70,8 @@ def run_demo(args: argparse.Namespace) -> int:
           f"{fmt(summary['bilabial_hit_keep_source'])}, oracle {fmt(summary['bilabial_hit_oracle'])}); f/v bite "
           f"{fmt(summary['labiodental_hit'])} of {summary['labiodental_frames']} (keep source {fmt(summary['labiodental_hit_keep_source'])}); "
           f"open vowels {fmt(summary['open_vowel'])} of the oracle's opening (keep source {fmt(summary['open_vowel_keep_source'])})")
+    if summary["speaker_similarity"] is not None:
+        print(f"voice: speaker similarity to the on-screen speaker {fmt(summary['speaker_similarity'])} "
+              f"(the dub as given {fmt(summary['speaker_similarity_dub'])})")
     print(f"report: {report}")
     return 0 if all(r.status == "done" for r in outcome.reports) else 1

@@ -37,6 +37,10 @@ class DemoRow:
     lse_c_oracle: float | None = None
     oracle_visemes: dict[str, Any] = field(default_factory=dict)  # the oracle's own viseme scores
     seconds_per_frame: float | None = None
+    # voice conversion (the bundle's voice setting): the output's and the dub's speaker similarity
+    # to the on-screen speaker, as the voice stage measured them (None: not converted)
+    speaker_similarity: float | None = None
+    similarity_before: float | None = None
 
 
 def sync_faces(frames: np.ndarray, fallback_boxes) -> np.ndarray:
@@ -124,6 +128,8 @@ def summarise(rows: Sequence[DemoRow]) -> dict[str, Any]:
         "boundary_jump": _mean(r.metrics.get("boundary_jump") for r in scored),
         "identity_drift": _mean(r.metrics.get("identity_drift") for r in scored),
         "seconds_per_frame": _mean(r.seconds_per_frame for r in rows),
+        "speaker_similarity": _mean(r.speaker_similarity for r in scored),
+        "speaker_similarity_dub": _mean(r.similarity_before for r in scored),
     }
     for key, frames in VISEME_METRICS.items():  # over all the clips' frames of the class together
         out[key] = pooled([r.metrics for r in scored], key)
@@ -212,7 +218,8 @@ def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str
         tmp.write_text(json.dumps({"summary": summary, "clips": [
             {"clip_id": r.clip.clip_id, "status": r.status, "error": r.error, "output": r.output, "metrics": r.metrics,
              "keep_source": r.baseline, "lse_c_unsynced": r.lse_c_unsynced, "lse_c_oracle": r.lse_c_oracle,
-             "oracle_visemes": r.oracle_visemes, "seconds_per_frame": r.seconds_per_frame} for r in rows]}, indent=2, default=str))
+             "oracle_visemes": r.oracle_visemes, "seconds_per_frame": r.seconds_per_frame,
+             "speaker_similarity": r.speaker_similarity, "similarity_before": r.similarity_before} for r in rows]}, indent=2, default=str))
     head = ("clip", "languages", "status", "frames", "mouth PSNR dB", "keep-source PSNR dB", "mouth SSIM", "oracle lag", "LSE-C",
             "LSE-C unsynced", "LSE-C oracle", "LSE-D", "bilabial hit (keep source)", "f/v hit (keep source)",
             "open vowel (keep source)", "flicker", "boundary jump", "s / frame")
@@ -240,6 +247,9 @@ def write_report(out_dir: str | Path, rows: Sequence[DemoRow], summary: dict[str
                 f"the oracle); f/v bite on {_fmt(s.get('labiodental_hit'))} of {s.get('labiodental_frames')} frames "
                 f"({_fmt(s.get('labiodental_hit_keep_source'))}); open vowels {_fmt(s.get('open_vowel'))} as wide as the "
                 f"oracle's ({_fmt(s.get('open_vowel_keep_source'))}).")
+    if s.get("speaker_similarity") is not None:
+        headline += (f" Voice: the dub re-voiced as the on-screen speaker, speaker similarity <b>"
+                     f"{_fmt(s['speaker_similarity'])}</b> (the dub as given {_fmt(s.get('speaker_similarity_dub'))}).")
     page = f"""<!doctype html>
 <html lang="en"><head><meta charset="utf-8"><title>lsray demo report</title>
 <style>body{{font-family:sans-serif;margin:2em;max-width:1200px}}table{{border-collapse:collapse;font-size:13px}}

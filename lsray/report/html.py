@@ -110,6 +110,13 @@ def _summary_html(summary: ReportSummary) -> str:
     return '<dl class="summary">' + "".join(f"<dt>{k}</dt><dd>{v}</dd>" for k, v in items) + "</dl>"
 
 
+def _similarity(r: ClipReport) -> str:
+    """After conversion, with the dub as given in brackets: the conversion's gain at a glance."""
+    if r.similarity_before is None:
+        return _num(r.speaker_similarity)
+    return f"{_num(r.speaker_similarity)} ({_num(r.similarity_before)})"
+
+
 def _row(r: ClipReport, stages: list[str]) -> str:
     started, finished = as_utc(r.started), as_utc(r.finished)
     wall = (finished - started).total_seconds() if started and finished else None
@@ -123,7 +130,7 @@ def _row(r: ClipReport, stages: list[str]) -> str:
         f'<td class="num">{r.no_face_frames}</td>',
         f"<td>{_text(sampler)}</td>",
         f"<td>{_text(r.voice)}</td>",
-        f'<td class="num">{_num(r.speaker_similarity)}</td>',
+        f'<td class="num">{_similarity(r)}</td>',
         f'<td class="num">{r.retries}</td>',
         *(f'<td class="num">{_num(r.seconds.get(s))}</td>' for s in stages),
         f'<td class="num">{_num(float(sum(r.seconds.values())) if r.seconds else None)}</td>',
@@ -139,7 +146,7 @@ def _row(r: ClipReport, stages: list[str]) -> str:
 def report_html(reports: Sequence[ClipReport], summary: ReportSummary, title: str = "lsray dub report") -> str:
     """The whole page for ``reports`` (one table row each, in the given order) and their summary."""
     stages = _stages(reports)
-    head = ["clip", "status", "length s", "frames", "no-face frames", "sampler", "voice", "speaker sim.", "retries",
+    head = ["clip", "status", "length s", "frames", "no-face frames", "sampler", "voice", "speaker sim. (as given)", "retries",
             *(f"{s} s" for s in stages), "stages s", "wall s", "warnings", "error", "output"]
     plot = throughput_svg(reports)
     figure = (f'<figure id="throughput" role="img" aria-label="frames finished over wall time">{plot}'

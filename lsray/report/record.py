@@ -39,7 +39,9 @@ class ClipReport(BaseModel):
     warnings: list[str] = Field(default_factory=list, description="what the flow noticed but carried on past")
     seconds: dict[str, float] = Field(default_factory=dict, description="stage name -> wall seconds")
     retries: int = Field(default=0, ge=0)
-    speaker_similarity: float | None = None
+    speaker_similarity: float | None = Field(default=None, description="the dubbed audio's speaker similarity to the "
+                                             "on-screen speaker (resemblyzer cosine; voice conversion only)")
+    similarity_before: float | None = Field(default=None, description="the same for the dub as given, before conversion")
     voice: str | None = Field(default=None, description="voice backend the dub was re-voiced with (off = as given)")
     sampler: str | None = None
     sampling_steps: int | None = None
@@ -59,7 +61,7 @@ class ClipReport(BaseModel):
         self.warnings = list(result.warnings)
         if result.fps and result.frames:
             self.duration_seconds = result.frames / result.fps
-        self.speaker_similarity = result.speaker_similarity
+        self.speaker_similarity, self.similarity_before = result.speaker_similarity, result.similarity_before
         self.voice = result.voice
         trace = result.sampling or {}
         self.sampler, self.sampling_steps = trace.get("sampler"), trace.get("steps")

@@ -40,6 +40,7 @@ _BASE_SCHEMA = pa.schema(
         ("warnings", pa.list_(pa.string())),
         ("retries", pa.int64()),
         ("speaker_similarity", pa.float64()),
+        ("similarity_before", pa.float64()),
         ("voice", pa.string()),
         ("sampler", pa.string()),
         ("sampling_steps", pa.int64()),
@@ -127,7 +128,7 @@ def report_table(reports: Sequence[ClipReport]) -> pa.Table:
         columns["warnings"].append(list(r.warnings))
         columns["retries"].append(r.retries)
         columns["speaker_similarity"].append(r.speaker_similarity)
-        for name in ("voice", "sampler", "sampling_steps", "unet_calls_per_window", "timesteps", "generated_sha256",
+        for name in ("similarity_before", "voice", "sampler", "sampling_steps", "unet_calls_per_window", "timesteps", "generated_sha256",
                      "anchor_keyframes"):
             columns[name].append(getattr(r, name))
         columns["fingerprint"].append(r.fingerprint)
