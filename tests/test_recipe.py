@@ -87,8 +87,8 @@ def test_recipe_builds_a_bundle_resumes_and_guards_its_work_folder(tmp_path):
 
 
 def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_path):
-    """Recipe v2 at toy size: stage 2 with the lip discriminator, temporal losses and anchor
-    training, then LCM distillation; the shipped bundle is the student (its own sampling, the
+    """Recipe v2 at toy size: a phoneme-CTC model trained first and fused into the audio, stage 2
+    with the lip discriminator, temporal losses and anchor training, then LCM distillation; the shipped bundle is the student (its own sampling, the
     recipe's decoding, the teacher inside for ``--sampler ddim``) and converts voices."""
     from lsray.bundle import load_bundle
     from lsray.bundle.config import TEACHER_UNET_FILE
@@ -106,6 +106,10 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
                  "anchors": {"pin_probability": 0.75, "keyframe_probability": 0.25, "overlap": 1}, "data": data},
         sampler={**base.sampler.model_dump(), "anchors": {"stride": 8, "sequence": 8, "overlap": 1}},
         voice={"backend": "builtin"},
+        phoneme={"steps": 2, "lr": 2e-3, "warmup_steps": 1, "stats_utterances": 4,
+                 "model": {"hidden_size": 32, "num_hidden_layers": 1, "num_attention_heads": 2, "intermediate_size": 64,
+                           "conv_dim": [16] * 7, "num_conv_pos_embeddings": 16, "num_conv_pos_embedding_groups": 4},
+                 "data": {"train_utterances": 8, "test_utterances": 4, "batch_size": 4}},
     )
     out = run_recipe(cfg)
     student = load_bundle(out, device="cpu")
@@ -114,10 +118,13 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     assert sampler.anchors is not None  # distilled with anchors: the student follows them
     assert student.config.lcm.teacher_unet == TEACHER_UNET_FILE and (out / TEACHER_UNET_FILE).is_file()
     assert student.config.voice.backend == "builtin"
+    # upgrade 1: fused audio from the recipe's own phoneme model, shipped inside the bundle
+    assert student.config.audio.encoder == "fused" and student.config.unet.cross_attention_dim == 32 + 128
+    assert student.phoneme is not None and (out / "phoneme" / "eval.json").is_file()
     assert "LCM-distilled" in student.config.provenance.source and student.config.provenance.global_step == 4
     teacher = load_bundle(Path(cfg.work) / "teacher", device="cpu")
     assert teacher.config.sampler.method == "ddim" and teacher.config.lcm is None
     # the student's teacher is stage 2's UNet, as published
     assert (student.teacher_unet.state_dict()["conv_in.weight"] == teacher.unet.state_dict()["conv_in.weight"]).all()
     assert sorted(p.name for p in Path(cfg.work).glob("*.done.json")) == [
-        "stage2.done.json", "student.done.json", "vae-decoder.done.json", "vae.done.json"]
+        "phoneme.done.json", "stage2.done.json", "student.done.json", "vae-decoder.done.json", "vae.done.json"]

@@ -5,8 +5,11 @@ project job or stage, each skipped when its output already exists (rerun = resum
 
 1. ``world``: talking-head clips of the synthetic world's *train* split (identities, sentences
    and voices disjoint from the test split the demo and the benchmarks use);
+1a. ``phoneme`` (optional, upgrade 1): the phoneme-CTC job (``job: phoneme``) on the world's
+   speech; its Wav2Vec2 is the fused audio branch, frozen, and ships in the bundle as ``phoneme/``;
 2. ``shards``: ``prepare_training`` on them (mediapipe tracking, alignment, audio features from
-   the recipe's randomly initialised Whisper, which stays frozen and ships in the bundle);
+   the recipe's randomly initialised Whisper, which stays frozen and ships in the bundle, and
+   with ``phoneme`` the phoneme branch's features too);
 3. ``vae``: the autoencoder job (``job: vae``);
 4. ``init``: a fresh UNet plus that Whisper, VAE (latent scaling from its statistics) and mask;
 5. ``stage2``: the stage-2 job from ``init``;
@@ -79,6 +82,8 @@ class RecipeConfig(_Strict):
     sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
     vae: dict[str, Any]  # a ``job: vae`` config without out / data.shards
     stage2: dict[str, Any]  # a ``job: stage2`` config without bundle / out / data.shards
+    # a ``job: phoneme`` config without out (data.root defaults to the work folder): fused audio
+    phoneme: dict[str, Any] | None = None
     vae_decoder: dict[str, Any] | None = None  # a ``job: vae`` config (decoder_only) without init / out / data.shards
     syncnet: dict[str, Any] | None = None  # a ``job: syncnet`` config without out / data.shards
     syncnet_out: str | None = None
@@ -137,20 +142,29 @@ def build_assets(cfg: RecipeConfig, root: Path) -> Path:
     return root
 
 
-def build_shards(cfg: RecipeConfig, catalog: Path, assets: Path, out: Path) -> Path:
+def build_shards(cfg: RecipeConfig, catalog: Path, assets: Path, out: Path, phoneme: Path | None = None) -> Path:
+    """Training shards; with ``phoneme`` (a PhonemeEncoder folder) they hold its features too."""
+    import torch
+
     from lsray.audio.whisper import WhisperEncoder
     from lsray.train.data import INDEX_FILE, prepare_training
 
     if (out / INDEX_FILE).is_file():
         return out
     whisper = WhisperEncoder.from_pretrained(str(assets / "whisper"))
-    summary = prepare_training(str(catalog), str(out), whisper=whisper, resolutions=(cfg.resolution,))
+    encoder = None
+    if phoneme is not None:
+        from lsray.audio.phoneme import PhonemeEncoder
+
+        encoder = PhonemeEncoder.from_pretrained(phoneme, device=torch.device("cpu"))
+    summary = prepare_training(str(catalog), str(out), whisper=whisper, phoneme=encoder, resolutions=(cfg.resolution,))
     _log(f"shards: {summary.clips_written} clips written, {summary.dropped_no_face} without a face")
     return out
 
 
-def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path) -> Path:
-    """A random UNet with the recipe's config around the trained parts."""
+def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path, phoneme: Path | None = None) -> Path:
+    """A random UNet with the recipe's config around the trained parts; with ``phoneme`` its audio
+    is fused (Whisper + the 128-d phoneme branch) and the bundle carries that encoder."""
     import torch
 
     from lsray.bundle.config import AudioConfig, MaskInfo, Provenance, VAEConfig, WhisperLayout
@@ -165,17 +179,21 @@ def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path) -> Pa
         shutil.rmtree(base)
     shutil.copytree(assets, base)
     shutil.copytree(vae_dir, base / "vae")
-    unet_cfg = UNetConfig.model_validate({**cfg.unet, "cross_attention_dim": cfg.whisper.d_model})
+    from lsray.audio.phoneme import PHONEME_DIM
+
+    width = cfg.whisper.d_model + (PHONEME_DIM if phoneme is not None else 0)
+    unet_cfg = UNetConfig.model_validate({**cfg.unet, "cross_attention_dim": width})
     torch.manual_seed(cfg.world.seed)
     unet = LipSyncUNet(unet_cfg)
     stats = read_latent_stats(vae_dir)
     config = BundleConfig(
         resolution=cfg.resolution, unet=unet_cfg, sampler=cfg.sampler,
-        audio=AudioConfig(whisper=WhisperLayout(encoder_layers=cfg.whisper.encoder_layers, dim=cfg.whisper.d_model)),
+        audio=AudioConfig(encoder="whisper" if phoneme is None else "fused",
+                          whisper=WhisperLayout(encoder_layers=cfg.whisper.encoder_layers, dim=cfg.whisper.d_model)),
         vae=VAEConfig(scaling_factor=stats["scaling_factor"], shift_factor=stats["shift_factor"]),
         mask=MaskInfo(source="generated"), provenance=Provenance(source=f"recipe {cfg.recipe}: random init", converted_by="lsray recipe"),
     )
-    save_inference_bundle(out, unet, base, config)
+    save_inference_bundle(out, unet, base, config, phoneme_dir=phoneme)
     shutil.rmtree(base)
     return out
 
@@ -266,15 +284,25 @@ def run_recipe(cfg: RecipeConfig) -> Path:
     _log("world")
     catalog = build_world(cfg, work / "world")
     assets = build_assets(cfg, work / "assets")
+    phoneme = None
+    if cfg.phoneme is not None:
+        phoneme, phoneme_done = work / "phoneme", work / "phoneme.done.json"
+        if not phoneme_done.is_file():
+            _log("phoneme")
+            pc = {**cfg.phoneme, "job": "phoneme", "out": str(phoneme),
+                  "data": {"root": str(work / "phoneme-data"), **cfg.phoneme.get("data", {})}}
+            _train(pc, phoneme_done, _progress("phoneme", 100))
+        per = json.loads((phoneme / "eval.json").read_text())
+        _log(f"phoneme: held-out phoneme error rate {per['per']:.3f} over {per['utterances']} utterances")
     _log("shards")
-    shards = build_shards(cfg, catalog, assets, work / "shards")
+    shards = build_shards(cfg, catalog, assets, work / "shards", phoneme)
     data = {"shards": str(shards), "image_size": cfg.resolution}
     vae_dir, vae_done = work / "vae", work / "vae.done.json"
     if not vae_done.is_file():
         _log("vae")
         vae_cfg = {**cfg.vae, "job": "vae", "out": str(vae_dir), "data": {**cfg.vae.get("data", {}), **data}}
         _train(vae_cfg, vae_done, _progress("vae", 50))
-    init = init_bundle(cfg, assets, vae_dir, work / "init")
+    init = init_bundle(cfg, assets, vae_dir, work / "init", phoneme)
     stage2_dir, stage2_done = work / "stage2", work / "stage2.done.json"
     if not stage2_done.is_file():
         _log("stage2")
