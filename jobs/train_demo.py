@@ -1,7 +1,8 @@
 """Train the demo bundle from scratch: ``python jobs/train_demo.py [--config jobs/configs/demo.yaml]``.
 
-Runs :func:`lsray.train.recipe.run_recipe`: synthetic world -> shards -> VAE job -> init bundle ->
-stage-2 job -> VAE decoder fine-tune -> ``out``, then the SyncNet job -> ``syncnet_out``. Every
+Runs :func:`lsray.train.recipe.run_recipe`: synthetic world -> [phoneme-CTC job] -> shards -> VAE
+job -> init bundle -> stage-2 job -> VAE decoder fine-tune -> [LCM distillation] -> ``out``, then
+the SyncNet job -> ``syncnet_out`` (bracketed steps where the recipe has them: demo_v2.yaml). Every
 step is skipped when its output exists, so a rerun resumes (in a work folder of the same recipe).
 """
 

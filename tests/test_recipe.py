@@ -128,3 +128,23 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     assert (student.teacher_unet.state_dict()["conv_in.weight"] == teacher.unet.state_dict()["conv_in.weight"]).all()
     assert sorted(p.name for p in Path(cfg.work).glob("*.done.json")) == [
         "phoneme.done.json", "stage2.done.json", "student.done.json", "vae-decoder.done.json", "vae.done.json"]
+
+
+@pytest.mark.parametrize("name", ["demo.yaml", "demo_v2.yaml"])
+def test_shipped_recipes_validate_every_job_they_run(name, tmp_path):
+    """A typo in a recipe's job section would surface hours into training: every section must be
+    a valid job config as the recipe fills it in."""
+    from lsray.train.config import load_job_config
+
+    cfg = RecipeConfig.read(Path(__file__).parents[1] / "jobs" / "configs" / name, work=str(tmp_path))
+    data = {"shards": str(tmp_path), "image_size": cfg.resolution}
+    sections = {"vae": {"job": "vae", "out": "o"}, "stage2": {"job": "stage2", "bundle": "b", "out": "o"},
+                "vae_decoder": {"job": "vae", "decoder_only": True, "init": "i", "out": "o"},
+                "distill": {"job": "distill", "teacher": "t", "out": "o"}, "syncnet": {"job": "syncnet", "out": "o"}}
+    for key, fill in sections.items():
+        section = getattr(cfg, key)
+        if section is not None:
+            load_job_config({**section, **fill, "data": {**section.get("data", {}), **data}})
+    if cfg.phoneme is not None:
+        load_job_config({**cfg.phoneme, "job": "phoneme", "out": "o",
+                         "data": {"root": str(tmp_path), **cfg.phoneme.get("data", {})}})
