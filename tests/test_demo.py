@@ -72,6 +72,9 @@ def test_lsray_demo_with_the_shipped_bundle(ray_cluster, tmp_path, capsys):
     assert summary["mouth_psnr_gain_db"] > 1.0, summary
     assert summary["oracle_lag_0"] >= 2, [c["metrics"]["oracle_lag"] for c in clips]
     assert summary["lse_c"] > summary["lse_c_unsynced"], summary
+    paired = summary["paired"]["mouth_psnr_vs_keep_source"]  # the same claim clip by clip
+    assert paired["n"] == 3 and paired["mean"] == pytest.approx(summary["mouth_psnr_gain_db"], abs=1e-6)
+    assert "paired over the clips: mouth PSNR over keeping the source +" in printed
     # upgrade 5: each dub re-voiced towards the on-screen speaker (the catalog's reference voice)
     assert all(c["similarity_before"] is not None for c in clips)
     assert summary["speaker_similarity"] > summary["speaker_similarity_dub"], summary

@@ -70,6 +70,13 @@ def run_demo(args: argparse.Namespace) -> int:
           f"{fmt(summary['bilabial_hit_keep_source'])}, oracle {fmt(summary['bilabial_hit_oracle'])}); f/v bite "
           f"{fmt(summary['labiodental_hit'])} of {summary['labiodental_frames']} (keep source {fmt(summary['labiodental_hit_keep_source'])}); "
           f"open vowels {fmt(summary['open_vowel'])} of the oracle's opening (keep source {fmt(summary['open_vowel_keep_source'])})")
+    if scorer is not None and summary["scored"] >= 2:
+        from lsray.eval.stats import PairedDifference
+
+        goals = {k: PairedDifference(**d) for k, d in summary["paired"].items()}
+        print(f"paired over the clips: mouth PSNR over keeping the source {goals['mouth_psnr_vs_keep_source'].describe(2)} dB; "
+              f"LSE-C over another clip's audio {goals['lse_c_vs_unsynced'].describe()}, over keeping the source "
+              f"{goals['lse_c_vs_keep_source'].describe()}")
     if summary["speaker_similarity"] is not None:
         print(f"voice: speaker similarity to the on-screen speaker {fmt(summary['speaker_similarity'])} "
               f"(the dub as given {fmt(summary['speaker_similarity_dub'])})")

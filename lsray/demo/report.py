@@ -138,7 +138,21 @@ def summarise(rows: Sequence[DemoRow]) -> dict[str, Any]:
         out[frames] = sum(r.metrics.get(frames) or 0 for r in scored if r.metrics.get(key) is not None)
     if out["mouth_psnr"] is not None and out["mouth_psnr_keep_source"] is not None:
         out["mouth_psnr_gain_db"] = out["mouth_psnr"] - out["mouth_psnr_keep_source"]
+    out["paired"] = {name: d.as_dict() for name, d in paired_goals(scored).items()}
     return out
+
+
+def paired_goals(rows: Sequence[DemoRow]) -> dict[str, Any]:
+    """The demo's claims as paired per-clip differences (:func:`lsray.eval.stats.paired_difference`):
+    the output's mouth PSNR over keeping the source mouth, and its LSE-C over another clip's audio
+    and over keeping the source mouth (the issue's goals: positive, p < 0.05 on 40 clips)."""
+    from lsray.eval.stats import paired_difference
+
+    m = lambda key: [r.metrics.get(key) for r in rows]  # noqa: E731
+    b = lambda key: [r.baseline.get(key) for r in rows]  # noqa: E731
+    return {"mouth_psnr_vs_keep_source": paired_difference(m("mouth_psnr"), b("mouth_psnr")),
+            "lse_c_vs_unsynced": paired_difference(m("lse_c"), [r.lse_c_unsynced for r in rows]),
+            "lse_c_vs_keep_source": paired_difference(m("lse_c"), b("lse_c"))}
 
 
 def _png(image: np.ndarray) -> str:
