@@ -1,7 +1,7 @@
 """The upgrades, measured side by side on the synthetic test set (held-out faces, sentences, voices).
 
     python benchmarks/upgrades_bench.py [--work ~/.cache/lsray/demo-recipe] [--steps 150] [--clips 4]
-                                        [--out benchmarks/results/upgrades.json]
+                                        [--phoneme DIR] [--out benchmarks/results/upgrades.json]
 
 Protocol (one run, same data, same seeds, same fine-tuning budget for every trained variant):
 the demo bundle (jobs/configs/demo.yaml: hierarchical temporal attention on, Whisper-only audio,
@@ -10,7 +10,9 @@ no discriminator, x0 objective) is fine-tuned ``--steps`` more steps on the reci
 - ``reference``: nothing changed (the control: what the extra steps alone buy);
 - ``- hierarchical temporal``: temporal band and global anchors removed (LatentSync's plain
   full-window temporal attention), fine-tuned so the weights can adapt to it;
-- ``+ fused audio``: Whisper + 128-d phoneme features (K/V zero-padded at load);
+- ``+ fused audio``: Whisper + 128-d phoneme features (K/V zero-padded at load) from the phoneme
+  model ``--phoneme`` (trained by ``jobs/train_phoneme.py``; without one a random Wav2Vec2, and the
+  row says so);
 - ``+ discriminator``: the multi-scale lip discriminator's adversarial + feature-matching loss
   (and the pixel reconstruction it needs);
 
@@ -19,7 +21,9 @@ teacher at the bundle's guidance scale), sampled at 1, 2 and 4 steps. Each varia
 bundle does (its DDIM steps, guidance and detail transfer), dubs the same demo clips in-process
 (the clip pipeline) and is scored against the oracles: mouth PSNR / SSIM, LSE-C / LSE-D (the recipe's
 SyncNet), bilabial / f/v hits and open-vowel opening (lsray.eval.visemes), flicker, boundary jump,
-seconds per frame (sampling wall time / frames, this machine).
+seconds per frame (sampling wall time / frames, this machine). A second table gives each variant
+minus the reference clip by clip (:func:`lsray.eval.stats.paired_difference`: mean +- 95 % CI,
+Wilcoxon p), which is what says whether an upgrade helped beyond the clips' spread.
 """
 
 from __future__ import annotations
@@ -81,11 +85,43 @@ def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict
         r = run_clip(flow, ClipSpec(clip.clip_id, clip.video, clip.audio, str(out), DubOptions(seed=0, **options)))
         sample = r.timings.get("unet", 0.0) + r.timings.get("vae", 0.0)
         results[clip.clip_id] = (r.status, str(out) if out.is_file() else None, r.error, sample / max(r.frames, 1))
-    s = summarise(score_clips(clips, results, scorer))
+    scored = score_clips(clips, results, scorer)
+    s = summarise(scored)
     keep = ("mouth_psnr", "mouth_psnr_keep_source", "mouth_ssim", "lse_c", "lse_d", "lse_c_unsynced", "flicker",
             "boundary_jump", "seconds_per_frame", "bilabial_hit", "bilabial_hit_keep_source", "bilabial_frames",
             "labiodental_hit", "labiodental_frames", "open_vowel")
-    return {k: s.get(k) for k in keep}
+    # per clip, for the paired comparisons against the reference (PAIRED)
+    per_clip = [{"clip_id": r.clip.clip_id, "lse_c_margin": _margin(r), **{k: r.metrics.get(k) for k, _ in PAIRED}}
+                for r in scored]
+    return {**{k: s.get(k) for k in keep}, "per_clip": per_clip}
+
+
+#: What each variant is compared with the reference on, clip by clip (key, README header).
+PAIRED = [("mouth_psnr", "mouth PSNR dB"), ("lse_c_margin", "LSE-C over another clip's audio"),
+          ("bilabial_hit", "bilabial hit"), ("open_vowel", "open vowel")]
+
+
+def _margin(row) -> float | None:
+    """LSE-C with the clip's dub minus with another clip's: sync the scorer credits to this audio."""
+    if row.metrics.get("lse_c") is None or row.lse_c_unsynced is None:
+        return None
+    return row.metrics["lse_c"] - row.lse_c_unsynced
+
+
+def paired_table(rows: list[dict[str, Any]]) -> str:
+    """Each variant minus the first row (the reference), clip by clip: mean +- 95 % CI (Wilcoxon p)."""
+    from lsray.eval.stats import paired_difference
+
+    ref = {c["clip_id"]: c for c in rows[0]["per_clip"]}
+    lines = ["| variant vs reference | " + " | ".join(h for _, h in PAIRED) + " |", "|---" * (len(PAIRED) + 1) + "|"]
+    for r in rows[1:]:
+        cells = []
+        for key, _ in PAIRED:
+            mine = [c.get(key) for c in r["per_clip"]]
+            theirs = [ref.get(c["clip_id"], {}).get(key) for c in r["per_clip"]]
+            cells.append(paired_difference(mine, theirs).describe(2 if key == "mouth_psnr" else 3))
+        lines.append(f"| {r['variant']} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -98,6 +134,9 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--syncnet", default=str(REPO / "lsray" / "demo" / "syncnet"))
     p.add_argument("--steps", type=int, default=150, help="fine-tuning / distillation steps per variant")
     p.add_argument("--clips", type=int, default=4)
+    p.add_argument("--phoneme", default=None, metavar="DIR",
+                   help="a trained phoneme-CTC model (python jobs/train_phoneme.py) for + fused audio; "
+                        "default: the recipe's own (WORK/phoneme) if it has one, else a random one")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "upgrades.json"))
     args = p.parse_args(argv)
 
@@ -120,14 +159,23 @@ def main(argv: list[str] | None = None) -> int:
     recipe = RecipeConfig.read(work / "recipe.yaml")  # what the bundle was trained on, as the recipe wrote it
     data = {**recipe.stage2.get("data", {}), "shards": str(shards), "image_size": recipe.resolution}
 
-    fused_shards = work / "shards-fused"
-    phoneme_dir = work / "assets" / "phoneme"
+    # the fused variant's phoneme branch: a trained phoneme model (upgrade 1 as intended) or, without
+    # one, a random Wav2Vec2 (what the table measured before the phoneme job existed)
+    trained = Path(args.phoneme) if args.phoneme else work / "phoneme"
+    trained = trained if (trained / "config.json").is_file() else None
+    fused_shards = work / ("shards-fused" if trained is None else "shards-fused-trained")
+    phoneme_dir = work / "assets" / "phoneme" if trained is None else trained
+    fused_name = "+ fused audio" + (" (random phoneme model)" if trained is None else "")
     if not (fused_shards / "index.parquet").is_file():
+        from lsray.audio.phoneme import PhonemeEncoder
         from lsray.audio.whisper import WhisperEncoder
         from lsray.train.data import prepare_training
 
-        encoder = tiny_phoneme_encoder(seed=0)
-        encoder.save_pretrained(phoneme_dir)
+        if trained is None:
+            encoder = tiny_phoneme_encoder(seed=0)
+            encoder.save_pretrained(phoneme_dir)
+        else:
+            encoder = PhonemeEncoder.from_pretrained(trained, device=torch.device("cpu"))
         prepare_training(str(work / "world" / "catalog.jsonl"), str(fused_shards),
                          whisper=WhisperEncoder.from_pretrained(str(start / "whisper")), phoneme=encoder,
                          resolutions=(recipe.resolution,))
@@ -146,7 +194,7 @@ def main(argv: list[str] | None = None) -> int:
     add("reference (all upgrades of the demo bundle, DDIM 4 steps)", ref)
     add("- hierarchical temporal", finetune("no-temporal", start, data, bench, args.steps,
                                             unet_overrides={"temporal": {"band": None, "anchor_stride": None}}))
-    add("+ fused audio", finetune("fused", start, {**data, "shards": str(fused_shards)}, bench, args.steps,
+    add(fused_name, finetune("fused" if trained is None else "fused-trained", start, {**data, "shards": str(fused_shards)}, bench, args.steps,
                                   phoneme=str(phoneme_dir), unet_overrides={"cross_attention_dim": whisper_dim + 128}))
     add("+ discriminator", finetune("discriminator", start, data, bench, args.steps, recon_weight=1.0,
                                     discriminator={"crop_size": 48, "ndf": 16, "n_layers": 2, "norm_groups": 4},
@@ -158,6 +206,7 @@ def main(argv: list[str] | None = None) -> int:
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2))
     print(markdown_table(rows))
+    print(paired_table(rows))
     return 0
 
 
