@@ -1,6 +1,7 @@
 """Train the phoneme-CTC Wav2Vec2 of the fused audio branch (upgrade 1) on the synthetic world's speech.
 
-    python jobs/train_phoneme.py --config jobs/configs/phoneme.yaml [--num-workers N] [--steps N] [--out DIR] [--address ray://...]
+    python jobs/train_phoneme.py --config jobs/configs/phoneme.yaml [--num-workers N] [--steps N] [--out DIR]
+                                 [--address ray://...]
     python jobs/train_phoneme.py --local [--threads N] [--config ...] [--steps N] [--out DIR]
 
 The first form is a Ray Train job like the others; ``--local`` runs the same loop in-process

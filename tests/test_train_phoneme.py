@@ -18,6 +18,15 @@ from lsray.train.phoneme_vocab import BLANK, label_symbols, phoneme_labels, phon
 REPO = Path(__file__).resolve().parents[1]
 
 
+@pytest.fixture(autouse=True)
+def one_thread():
+    """Tiny models train faster on one thread (no fork-join per op, no fight over a busy CPU)."""
+    threads = torch.get_num_threads()
+    torch.set_num_threads(1)
+    yield
+    torch.set_num_threads(threads)
+
+
 def tiny_config(tmp: Path, **overrides) -> object:
     """jobs/configs/tiny_phoneme.yaml with its output and data under ``tmp``."""
     data = yaml.safe_load((REPO / "jobs" / "configs" / "tiny_phoneme.yaml").read_text())
@@ -88,7 +97,15 @@ def test_utterances_follow_the_world_splits_and_are_deterministic(tmp_path):
     assert {s.text for s in test} == test_texts  # every test sentence ...
     assert {s.voice for s in test} == {v for lang in world.LANGUAGES for v in world.voices("test", lang)}  # ... and voice
     assert all(s.voice in world.voices("train", s.language) for s in train)
+    train_texts = {t for _, t in world.sentences("train")}
+    assert 0 < sum(s.text in train_texts for s in train) < len(train)  # sentences and recombined texts
     assert all(data.rate[0] <= s.rate <= data.rate[1] for s in train + test)
+
+
+def test_syllables_recombine_into_pseudo_words():
+    from lsray.train.phoneme_data import _syllables
+
+    assert _syllables("Buongiorno") == ["buon", "gior", "no"] and _syllables("bottle") == ["bot", "tle"]
 
 
 def test_the_cache_is_written_once_and_collates_to_padded_batches(tmp_path):
@@ -115,7 +132,7 @@ def test_loss_goes_down_on_a_fixed_batch(tmp_path):
     cfg = tiny_config(tmp_path, steps=30, warmup_steps=0)
     torch.manual_seed(0)
     job = PhonemeJob(cfg, torch.device("cpu"))
-    batch = collate_utterances(local_utterances(cfg.data, "train", limit=4))
+    batch = collate_utterances(local_utterances(cfg.data, "train", limit=2))
     losses = [job.step(batch, step)["ctc"] for step in range(30)]
     assert np.isfinite(losses).all()
     assert np.mean(losses[-5:]) < 0.75 * np.mean(losses[:5]), losses

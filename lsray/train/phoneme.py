@@ -71,7 +71,9 @@ def add_noise(wave: torch.Tensor, lengths: torch.Tensor, snr_db: tuple[float, fl
     return wave + torch.randn_like(wave) * (on * rms * 10 ** (-snr / 20))[:, None] * mask
 
 
-def standardising_projection(mean: torch.Tensor, std: torch.Tensor, out_dim: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
+def standardising_projection(
+    mean: torch.Tensor, std: torch.Tensor, out_dim: int, seed: int = 0
+) -> tuple[torch.Tensor, torch.Tensor]:
     """Linear weights (out, H) and bias (out,) that standardise hidden states per dimension and,
     when H != out, map them with a fixed seeded orthogonal matrix whose rows are scaled to unit
     norm, so every output entry is a unit-norm mix of unit-variance dims (unit scale)."""
@@ -119,7 +121,8 @@ def baselines(refs: list[list[int]], train_refs: list[list[int]], seed: int = 0)
     """No-skill PERs for comparison: nothing decoded (1.0); the most frequent training phoneme
     repeated to each reference's length; phonemes drawn from the training unigram distribution at
     each reference's length."""
-    counts = np.bincount(np.concatenate([np.asarray(r, dtype=np.int64) for r in train_refs]), minlength=len(phoneme_vocabulary()))
+    flat = np.concatenate([np.asarray(r, dtype=np.int64) for r in train_refs])
+    counts = np.bincount(flat, minlength=len(phoneme_vocabulary()))
     top = int(counts.argmax())
     rng = np.random.default_rng(seed)
     unigram = [rng.choice(len(counts), size=len(r), p=counts / counts.sum()).tolist() for r in refs]
@@ -139,7 +142,8 @@ class PhonemeJob:
         self.cfg, self.device = cfg, device
         self.net = Wav2Vec2ForCTC(phoneme_model_config(cfg)).to(device).train()
         # find_unused_parameters: the time-mask embedding is used only on steps that draw a mask
-        self.model = torch.nn.parallel.DistributedDataParallel(self.net, find_unused_parameters=True) if world > 1 else self.net
+        ddp = torch.nn.parallel.DistributedDataParallel
+        self.model = ddp(self.net, find_unused_parameters=True) if world > 1 else self.net
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def state_dict(self) -> dict[str, Any]:
@@ -186,7 +190,8 @@ class PhonemeJob:
         cfg = self.cfg
         encoder = PhonemeEncoder(copy.deepcopy(self.net), device=torch.device("cpu"))  # eval mode, training copy untouched
         train_rows = local_utterances(cfg.data, "train", limit=max(cfg.stats_utterances, cfg.data.test_utterances))
-        mean, std = hidden_moments(encoder, [r["wave"].astype(np.float32) / PCM_SCALE for r in train_rows[: cfg.stats_utterances]])
+        stats_waves = [r["wave"].astype(np.float32) / PCM_SCALE for r in train_rows[: cfg.stats_utterances]]
+        mean, std = hidden_moments(encoder, stats_waves)  # (H,) each
         weight, bias = standardising_projection(mean, std, encoder.dim, seed=cfg.data.seed)
         with torch.no_grad():
             encoder.proj.weight.copy_(weight)
@@ -199,11 +204,13 @@ class PhonemeJob:
             **test.as_dict(), "split": "test", "train": train.as_dict(),
             "baselines": baselines(refs, [r["labels"].tolist() for r in train_rows], seed=cfg.data.seed),
             "vocabulary_size": len(phoneme_vocabulary()), "steps": cfg.steps,
-            "examples": [{"ref": " ".join(label_symbols(r)), "hyp": " ".join(label_symbols(h))} for r, h in zip(refs[:3], hyps[:3])],
+            "examples": [{"ref": " ".join(label_symbols(r)), "hyp": " ".join(label_symbols(h))}
+                         for r, h in zip(refs[:3], hyps[:3])],
         }
         with atomic_directory(out) as tmp:
             encoder.save_pretrained(tmp)
-            (Path(tmp) / VOCAB_FILE).write_text(json.dumps({s: i for i, s in enumerate(phoneme_vocabulary())}, ensure_ascii=False, indent=1))
+            vocab = {s: i for i, s in enumerate(phoneme_vocabulary())}
+            (Path(tmp) / VOCAB_FILE).write_text(json.dumps(vocab, ensure_ascii=False, indent=1))
             (Path(tmp) / EVAL_FILE).write_text(json.dumps(report, ensure_ascii=False, indent=2))
         print(json.dumps({k: report[k] for k in ("per", "utterances", "phonemes", "train", "baselines")}), flush=True)
         return report

@@ -8,9 +8,9 @@ how many are asked for and a rerun makes the same set.
 
 Layout of ``data.root`` (local path or ``s3://``)::
 
-    ROOT/<split>-<digest>/chunk-00000.npz   ``chunk`` utterances each: pcm int16 at 16 kHz
+    ROOT/<split>-<digest>/chunk-00000.npz   CHUNK utterances each: pcm int16 at 16 kHz
                                              (concatenated) with offsets, labels int16
-                                             (concatenated) with offsets, texts, voices
+                                             (concatenated) with offsets, the specs (JSON)
     (digest: every setting the utterances depend on, the vocabulary included, so changed
     settings never read a stale cache)
 
@@ -35,7 +35,7 @@ from lsray.train.phoneme_vocab import phoneme_labels, phoneme_vocabulary
 SAMPLE_RATE = 16000  # what Wav2Vec2 (and the PhonemeEncoder downstream) reads
 CHUNK = 64  # utterances per cache file
 PCM_SCALE = 32767.0  # float [-1, 1] <-> int16 in the cache
-_VERSION = 1  # bump when the synthesis below changes what a spec sounds like
+_VERSION = 2  # bump when the synthesis below changes what a spec sounds like
 _WORDS = (3, 9)  # words in a recombined text, inclusive
 
 
@@ -50,9 +50,43 @@ class UtteranceSpec:
     pitch: int  # 0-100
 
 
+_VOWEL_LETTERS = "aeiouyàáâãäåèéêëìíîïòóôõöùúûüœæ"
+#: a syllable: leading consonants, a vowel run, and one consonant that no vowel follows
+_SYLLABLE = re.compile(rf"[^{_VOWEL_LETTERS}]*[{_VOWEL_LETTERS}]+(?:[^{_VOWEL_LETTERS}](?![{_VOWEL_LETTERS}]))?")
+_SYLLABLES = (1, 3)  # per pseudo-word, inclusive
+_PSEUDO_WORDS = (3, 8)  # per pseudo-word text, inclusive
+
+
 def _words(text: str) -> list[str]:
     """Words of a sentence without punctuation (apostrophes kept: ``s'il``, ``d'acqua``)."""
     return [w for w in (re.sub(r"[^\w']", "", t) for t in text.split()) if w]
+
+
+def _syllables(word: str) -> list[str]:
+    """Spelled syllables of a word, roughly (``"Buongiorno"`` -> ``buon gior no``; enough to recombine)."""
+    return _SYLLABLE.findall(word.lower())
+
+
+def _train_text(data: PhonemeDataSettings, language: str, rng: np.random.Generator) -> str:
+    """A train text of ``language``: a sentence, recombined words or pseudo-words (:class:`TextMix`)."""
+    from lsray.synth import world
+
+    texts = [t for _, t in world.sentences("train", language)]
+    mix = np.array([data.texts.sentences, data.texts.words, data.texts.syllables])
+    kind = rng.choice(3, p=mix / mix.sum())
+    if kind == 0:
+        return texts[int(rng.integers(len(texts)))]
+    words = [w for t in texts for w in _words(t)]
+    def draw(pool: list[str], bounds: tuple[int, int]) -> list[str]:
+        return [pool[int(k)] for k in rng.integers(len(pool), size=int(rng.integers(bounds[0], bounds[1] + 1)))]
+
+    if kind == 1:
+        picked = draw(words, _WORDS)
+    else:
+        syllables = sorted({s for w in words for s in _syllables(w)})
+        count = int(rng.integers(_PSEUDO_WORDS[0], _PSEUDO_WORDS[1] + 1))
+        picked = ["".join(draw(syllables, _SYLLABLES)) for _ in range(count)]
+    return " ".join(picked) + "."
 
 
 def utterance_spec(data: PhonemeDataSettings, split: str, i: int) -> UtteranceSpec:
@@ -70,13 +104,7 @@ def utterance_spec(data: PhonemeDataSettings, split: str, i: int) -> UtteranceSp
     lang = languages[int(rng.integers(len(languages)))]
     vs = world.voices("train", lang)
     voice = vs[int(rng.integers(len(vs)))]
-    texts = [t for _, t in world.sentences("train", lang)]
-    if rng.random() < data.recombined_fraction:
-        words = [w for t in texts for w in _words(t)]
-        text = " ".join(words[int(k)] for k in rng.integers(len(words), size=int(rng.integers(_WORDS[0], _WORDS[1] + 1)))) + "."
-    else:
-        text = texts[int(rng.integers(len(texts)))]
-    return UtteranceSpec(lang, text, voice, rate, pitch)
+    return UtteranceSpec(lang, _train_text(data, lang, rng), voice, rate, pitch)
 
 
 def synthesize_utterance(spec: UtteranceSpec) -> tuple[np.ndarray, np.ndarray]:
@@ -101,7 +129,7 @@ def cache_dir(data: PhonemeDataSettings, split: str) -> str:
     key = {"version": _VERSION, "split": split, "seed": data.seed, "languages": data.languages,
            "rate": data.rate, "pitch": data.pitch, "vocabulary": phoneme_vocabulary(), "chunk": CHUNK}
     if split == "train":
-        key["recombined_fraction"] = data.recombined_fraction
+        key["texts"] = data.texts.model_dump()
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:12]
     return join(data.root, f"{split}-{digest}")
 
@@ -136,7 +164,9 @@ def load_chunk(uri: str) -> list[dict[str, np.ndarray]]:
     return [{"wave": pcm[po[i]:po[i + 1]].copy(), "labels": labels[lo[i]:lo[i + 1]].copy()} for i in range(len(po) - 1)]
 
 
-def local_utterances(data: PhonemeDataSettings, split: str = "train", limit: int | None = None) -> list[dict[str, np.ndarray]]:
+def local_utterances(
+    data: PhonemeDataSettings, split: str = "train", limit: int | None = None
+) -> list[dict[str, np.ndarray]]:
     """Rows of ``split`` in memory (synthesised first where missing); the first ``limit`` only if given."""
     rows: list[dict[str, np.ndarray]] = []
     for uri in ensure_cache(data, split):
