@@ -30,38 +30,25 @@ def square_boxes(face_boxes, frame_size: int) -> list[tuple[int, int, int, int]]
             for x0, y0, x1, y1 in map(square_box, face_boxes)]
 
 
-def main(argv: list[str] | None = None) -> int:
-    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("--model", default=str(REPO / "lsray" / "demo" / "bundle"))
-    p.add_argument("--syncnet", default=str(REPO / "lsray" / "demo" / "syncnet"))
-    p.add_argument("--clips", type=int, default=20)
-    p.add_argument("--gate", type=float, default=0.2, help="detail_gate of the gated row")
-    p.add_argument("--work", default=str(Path.home() / ".cache" / "lsray" / "decode-ceiling"))
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "decode_ceiling.json"))
-    args = p.parse_args(argv)
+ROWS = ("oracle, no VAE (control)", "paste: decode(oracle latents)", "detail transfer", "gated detail transfer")
 
-    from lsray.preload import torch_first
 
-    torch_first()
+def measure_ceiling(vae, size: int, keep, clips, scorer, gate: float = 0.2) -> dict[str, list[dict[str, float]]]:
+    """Per clip, each of :data:`ROWS`: mouth PSNR vs the oracle, LSE-C with the clip's dub and
+    with another clip's. ``vae`` is a diffusers AutoencoderKL, ``keep`` the (S, S) mask at
+    ``size`` (1 = outside the regenerated region), ``clips`` the demo catalog's."""
     import cv2
     import numpy as np
     import torch
 
-    from lsray.demo.catalog import FRAME_SIZE, build_demo_catalog
+    from lsray.demo.catalog import FRAME_SIZE
     from lsray.demo.report import sync_faces, unsynced_dub
-    from lsray.eval import ProjectSyncNetScorer
     from lsray.eval import video as vm
     from lsray.eval.clip import load_audio_16k, load_frames
     from lsray.eval.lse import lse
-    from lsray.bundle import load_bundle
-    from lsray.models.syncnet import SyncNet
     from lsray.pipeline.sample import detail_gate
 
-    bundle = load_bundle(args.model, device="cpu")
-    vae, size = bundle.require_vae(), bundle.config.resolution
-    keep = torch.from_numpy(np.asarray(bundle.mask, np.float32))  # S S, 1 = outside the regenerated region
-    scorer = ProjectSyncNetScorer(SyncNet.from_pretrained(args.syncnet))
-    _, clips = build_demo_catalog(args.work, clips=args.clips)
+    keep = torch.as_tensor(np.asarray(keep, np.float32))
 
     def crops(frames, boxes):  # -> f 3 S S in [-1, 1]
         out = [cv2.resize(f[y0:y1, x0:x1], (size, size), interpolation=cv2.INTER_AREA)
@@ -80,9 +67,7 @@ def main(argv: list[str] | None = None) -> int:
             f[y0:y1, x0:x1] = cv2.resize(c, (x1 - x0, y1 - y0), interpolation=cv2.INTER_LINEAR)
         return out
 
-    rows = ("oracle, no VAE (control)", "paste: decode(oracle latents)", "detail transfer",
-            f"gated detail transfer ({args.gate})")
-    scores: dict[str, dict[str, list[float]]] = {r: {"mouth_psnr": [], "lse_c": [], "lse_c_unsynced": []} for r in rows}
+    scores: dict[str, list[dict[str, float]]] = {r: [] for r in ROWS}
     for i, clip in enumerate(clips):
         geom = clip.geometry()
         face_boxes, mouth_boxes = [g.face_box for g in geom], [g.mouth_box for g in geom]
@@ -96,17 +81,46 @@ def main(argv: list[str] | None = None) -> int:
         decoded, rebuilt = roundtrip(want), roundtrip(src)
         detail = src - rebuilt
         faces = (want, decoded, (decoded + detail).clamp(-1, 1),
-                 (decoded + detail * detail_gate(decoded - rebuilt, args.gate)).clamp(-1, 1))
-        for row, face in zip(rows, faces):
+                 (decoded + detail * detail_gate(decoded - rebuilt, gate)).clamp(-1, 1))
+        for row, face in zip(ROWS, faces):
             frames = paste(source, boxes, face * (1 - keep) + src * keep)
             sync = sync_faces(frames, face_boxes)
-            scores[row]["mouth_psnr"].append(vm.mouth_psnr(frames, oracle, mouth_boxes))
-            scores[row]["lse_c"].append(lse(scorer, sync, dub).lse_c)
-            scores[row]["lse_c_unsynced"].append(lse(scorer, sync, other).lse_c)
+            scores[row].append({"mouth_psnr": vm.mouth_psnr(frames, oracle, mouth_boxes),
+                                "lse_c": lse(scorer, sync, dub).lse_c, "lse_c_unsynced": lse(scorer, sync, other).lse_c})
+    return scores
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("--model", default=str(REPO / "lsray" / "demo" / "bundle"))
+    p.add_argument("--syncnet", default=str(REPO / "lsray" / "demo" / "syncnet"))
+    p.add_argument("--clips", type=int, default=20)
+    p.add_argument("--gate", type=float, default=0.2, help="detail_gate of the gated row")
+    p.add_argument("--work", default=str(Path.home() / ".cache" / "lsray" / "decode-ceiling"))
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "decode_ceiling.json"))
+    args = p.parse_args(argv)
+
+    from lsray.preload import torch_first
+
+    torch_first()
+    import numpy as np
+
+    from lsray.bundle import load_bundle
+    from lsray.demo.catalog import build_demo_catalog
+    from lsray.eval import ProjectSyncNetScorer
+    from lsray.models.syncnet import SyncNet
+
+    bundle = load_bundle(args.model, device="cpu")
+    scorer = ProjectSyncNetScorer(SyncNet.from_pretrained(args.syncnet))
+    _, clips = build_demo_catalog(args.work, clips=args.clips)
+    scores = measure_ceiling(bundle.require_vae(), bundle.config.resolution, bundle.mask, clips, scorer, args.gate)
 
     model = Path(args.model).resolve()
+    rows = {(f"{r} ({args.gate})" if r.startswith("gated") else r): {k: float(np.mean([c[k] for c in per]))
+                                                                      for k in per[0]}
+            for r, per in scores.items()}
     result = {"model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else str(model), "clips": len(clips),
-              "rows": {r: {k: float(np.mean(v)) for k, v in s.items()} for r, s in scores.items()}}
+              "rows": rows}
     Path(args.out).parent.mkdir(parents=True, exist_ok=True)
     Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
     print(f"{'':40s} mouth PSNR   LSE-C   another clip's audio")
