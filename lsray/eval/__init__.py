@@ -5,7 +5,11 @@ voice. No Ray here.
 - :mod:`lsray.eval.syncnet_v2`: the original ``syncnet_v2.model`` network, loader and scorer;
 - :mod:`lsray.eval.mfcc`: ``python_speech_features``-identical MFCCs;
 - :mod:`lsray.eval.video`: mouth PSNR / SSIM, flicker, boundary jump, identity drift;
-- :mod:`lsray.eval.clip`: :func:`evaluate_clip` -> :class:`ClipMetrics`, :func:`aggregate`.
+- :mod:`lsray.eval.visemes`: per viseme class from the dub's phoneme timings (lips shut on /p b m/,
+  f/v bite, open-vowel opening), measured in the known mouth box;
+- :mod:`lsray.eval.clip`: :func:`evaluate_clip` -> :class:`ClipMetrics`, :func:`aggregate`;
+- :mod:`lsray.eval.stats`: paired per-clip differences (CI, Wilcoxon p), how every claim is judged;
+- :mod:`lsray.eval.per`: phoneme error rate of CTC decodes (the phoneme job's held-out score).
 """
 
 from lsray.eval.clip import ClipMetrics, aggregate, evaluate_clip, face_crops
