@@ -167,6 +167,7 @@ def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path, phone
     is fused (Whisper + the 128-d phoneme branch) and the bundle carries that encoder."""
     import torch
 
+    from lsray.audio.phoneme import PHONEME_DIM
     from lsray.bundle.config import AudioConfig, MaskInfo, Provenance, VAEConfig, WhisperLayout
     from lsray.models.unet import LipSyncUNet
     from lsray.train.export import save_inference_bundle
@@ -179,8 +180,6 @@ def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path, phone
         shutil.rmtree(base)
     shutil.copytree(assets, base)
     shutil.copytree(vae_dir, base / "vae")
-    from lsray.audio.phoneme import PHONEME_DIM
-
     width = cfg.whisper.d_model + (PHONEME_DIM if phoneme is not None else 0)
     unet_cfg = UNetConfig.model_validate({**cfg.unet, "cross_attention_dim": width})
     torch.manual_seed(cfg.world.seed)
