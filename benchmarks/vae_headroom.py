@@ -82,6 +82,8 @@ def main(argv: list[str] | None = None) -> int:
 
     work = Path(args.work).expanduser()
     recipe = RecipeConfig.read(args.config, work=str(work / "recipe"))
+    if recipe.vae is None:
+        raise SystemExit(f"{args.config} trains no VAE (vae_from): pass a recipe with a vae section")
     recipe.world.clips = args.clips
     catalog = build_world(recipe, work / "world")
     shards = build_shards(recipe, catalog, build_assets(recipe, work / "assets"), work / "shards")

@@ -29,6 +29,8 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RecipeConfig.read(args.config, work=args.work, out=args.out)
     if not Path(cfg.out).is_absolute():
         cfg.out = str(HERE.parent / cfg.out)
+    if cfg.vae_from and not Path(cfg.vae_from).is_absolute():
+        cfg.vae_from = str(HERE.parent / cfg.vae_from)
     if cfg.syncnet_out and not Path(cfg.syncnet_out).is_absolute():
         cfg.syncnet_out = str(HERE.parent / cfg.syncnet_out)
     run_recipe(cfg)

@@ -129,6 +129,17 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     assert sorted(p.name for p in Path(cfg.work).glob("*.done.json")) == [
         "phoneme.done.json", "stage2.done.json", "student.done.json", "vae-decoder.done.json", "vae.done.json"]
 
+    # vae_from: a trained autoencoder (here the one just shipped) taken as is, no VAE steps
+    reuse = _config(tmp_path, work=str(tmp_path / "work-reuse"), out=str(tmp_path / "bundle-reuse"), syncnet=None,
+                    syncnet_out=None, vae=None, vae_decoder=None, vae_from=str(out / "vae"),
+                    stage2={**base.stage2, "steps": 1})
+    reused = load_bundle(run_recipe(reuse), device="cpu")
+    assert sorted(p.name for p in (tmp_path / "work-reuse").glob("*.done.json")) == ["stage2.done.json"]
+    assert (reused.vae.state_dict()["decoder.conv_out.weight"] == student.vae.state_dict()["decoder.conv_out.weight"]).all()
+    assert reused.config.vae.scaling_factor == student.config.vae.scaling_factor
+    with pytest.raises(ValueError, match="exactly one of vae"):
+        _config(tmp_path, vae_from=str(out / "vae"))
+
 
 @pytest.mark.parametrize("name", ["demo.yaml", "demo_v2.yaml"])
 def test_shipped_recipes_validate_every_job_they_run(name, tmp_path):

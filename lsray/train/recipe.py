@@ -10,7 +10,7 @@ project job or stage, each skipped when its output already exists (rerun = resum
 2. ``shards``: ``prepare_training`` on them (mediapipe tracking, alignment, audio features from
    the recipe's randomly initialised Whisper, which stays frozen and ships in the bundle, and
    with ``phoneme`` the phoneme branch's features too);
-3. ``vae``: the autoencoder job (``job: vae``);
+3. ``vae``: the autoencoder job (``job: vae``), or with ``vae_from`` a trained one taken as is;
 4. ``init``: a fresh UNet plus that Whisper, VAE (latent scaling from its statistics) and mask;
 5. ``stage2``: the stage-2 job from ``init``;
 5a. ``audio_check`` (optional): the stage-2 UNet must do clearly worse with the wrong audio
@@ -35,7 +35,7 @@ from pathlib import Path
 from typing import Any, Callable
 
 import yaml
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
 
 from lsray.bundle.config import BundleConfig, SamplerDefaults, VoiceDefaults
 from lsray.models.config import UNetConfig
@@ -80,7 +80,10 @@ class RecipeConfig(_Strict):
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
     unet: dict[str, Any]  # UNetConfig fields (cross_attention_dim is the Whisper width)
     sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
-    vae: dict[str, Any]  # a ``job: vae`` config without out / data.shards
+    vae: dict[str, Any] | None = None  # a ``job: vae`` config without out / data.shards
+    # ... or an autoencoder folder (diffusers + latent_stats.json, e.g. a bundle's vae/) used as is:
+    # no vae / vae_decoder steps (the VAE is most of the recipe's CPU time on a CPU machine)
+    vae_from: str | None = None
     stage2: dict[str, Any]  # a ``job: stage2`` config without bundle / out / data.shards
     # a ``job: phoneme`` config without out (data.root defaults to the work folder): fused audio
     phoneme: dict[str, Any] | None = None
@@ -91,6 +94,14 @@ class RecipeConfig(_Strict):
     # a ``job: distill`` config without teacher / out / data.shards: the shipped bundle is its student
     distill: dict[str, Any] | None = None
     voice: VoiceDefaults = Field(default_factory=VoiceDefaults)  # the shipped bundle's voice conversion
+
+    @model_validator(mode="after")
+    def _one_vae(self) -> "RecipeConfig":
+        if (self.vae is None) == (self.vae_from is None):
+            raise ValueError("a recipe needs exactly one of vae (train an autoencoder) and vae_from (use a trained one)")
+        if self.vae_from is not None and self.vae_decoder is not None:
+            raise ValueError("vae_decoder fine-tunes the recipe's own VAE; with vae_from the VAE is used as is")
+        return self
 
     @classmethod
     def read(cls, path: str | Path, **overrides: Any) -> "RecipeConfig":
@@ -296,8 +307,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
     _log("shards")
     shards = build_shards(cfg, catalog, assets, work / "shards", phoneme)
     data = {"shards": str(shards), "image_size": cfg.resolution}
-    vae_dir, vae_done = work / "vae", work / "vae.done.json"
-    if not vae_done.is_file():
+    vae_dir, vae_done = (work / "vae", work / "vae.done.json") if cfg.vae_from is None else (Path(cfg.vae_from), None)
+    if vae_done is not None and not vae_done.is_file():
         _log("vae")
         vae_cfg = {**cfg.vae, "job": "vae", "out": str(vae_dir), "data": {**cfg.vae.get("data", {}), **data}}
         _train(vae_cfg, vae_done, _progress("vae", 50))
