@@ -18,11 +18,14 @@ import json
 import math
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import TYPE_CHECKING, Any, Sequence
 
 import numpy as np
 
 from lsray.demo.catalog import FPS, DemoClip
+
+if TYPE_CHECKING:
+    from lsray.eval.stats import PairedDifference
 
 
 @dataclass
@@ -142,7 +145,7 @@ def summarise(rows: Sequence[DemoRow]) -> dict[str, Any]:
     return out
 
 
-def paired_goals(rows: Sequence[DemoRow]) -> dict[str, Any]:
+def paired_goals(rows: Sequence[DemoRow]) -> dict[str, PairedDifference]:
     """The demo's claims as paired per-clip differences (:func:`lsray.eval.stats.paired_difference`):
     the output's mouth PSNR over keeping the source mouth, and its LSE-C over another clip's audio
     and over keeping the source mouth (the issue's goals: positive, p < 0.05 on 40 clips)."""
