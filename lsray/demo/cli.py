@@ -6,9 +6,10 @@ from __future__ import annotations
 import argparse
 import sys
 from pathlib import Path
+from typing import get_args
 
-from lsray.bundle.config import VOICE_BACKENDS
 from lsray.demo import DEMO_BUNDLE, DEMO_SYNCNET
+from lsray.pipeline.options import VoiceBackend  # pydantic only: `lsray --help` must not import torch
 
 
 def demo_args(p: argparse.ArgumentParser) -> None:
@@ -18,7 +19,7 @@ def demo_args(p: argparse.ArgumentParser) -> None:
     p.add_argument("--clips", type=int, default=5, help="dubbing jobs (the last is the photo)")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--steps", type=int, default=None, help="sampling steps (default: the bundle's)")
-    p.add_argument("--voice", default=None, choices=VOICE_BACKENDS,
+    p.add_argument("--voice", default=None, choices=get_args(VoiceBackend),
                    help="re-voice each dub as the on-screen speaker (default: the bundle's voice setting)")
     p.add_argument("--address", default=None, help="a Ray cluster (default: local Ray on loopback)")
     p.add_argument("--config", default=None, metavar="YAML", help="per-stage resources (as lsray dub --config)")
