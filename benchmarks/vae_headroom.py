@@ -101,7 +101,6 @@ def main(argv: list[str] | None = None) -> int:
         model = {**recipe.vae.get("model", {}), **VARIANTS[name]}
         steps = args.steps or int(recipe.vae.get("steps", 1000))
         out = work / f"vae-{name}-{steps}"
-        train_s = None
         if not (out / "latent_stats.json").is_file():
             job = {**recipe.vae, "job": "vae", "out": str(out), "steps": steps, "model": model,
                    "data": {**recipe.vae.get("data", {}), "shards": str(shards), "image_size": size}}

@@ -146,16 +146,16 @@ def test_shipped_recipes_validate_every_job_they_run(name, tmp_path):
     """A typo in a recipe's job section would surface hours into training: every section must be
     a valid job config as the recipe fills it in."""
     from lsray.train.config import load_job_config
+    from lsray.train.recipe import section_job
 
     cfg = RecipeConfig.read(Path(__file__).parents[1] / "jobs" / "configs" / name, work=str(tmp_path))
     data = {"shards": str(tmp_path), "image_size": cfg.resolution}
-    sections = {"vae": {"job": "vae", "out": "o"}, "stage2": {"job": "stage2", "bundle": "b", "out": "o"},
-                "vae_decoder": {"job": "vae", "decoder_only": True, "init": "i", "out": "o"},
-                "distill": {"job": "distill", "teacher": "t", "out": "o"}, "syncnet": {"job": "syncnet", "out": "o"}}
-    for key, fill in sections.items():
+    sections = {"vae": ("vae", {"out": "o"}), "stage2": ("stage2", {"bundle": "b", "out": "o"}),
+                "vae_decoder": ("vae", {"decoder_only": True, "init": "i", "out": "o"}),
+                "distill": ("distill", {"teacher": "t", "out": "o"}), "syncnet": ("syncnet", {"out": "o"}),
+                "phoneme": ("phoneme", {"out": "o"})}
+    for key, (kind, fields) in sections.items():
         section = getattr(cfg, key)
         if section is not None:
-            load_job_config({**section, **fill, "data": {**section.get("data", {}), **data}})
-    if cfg.phoneme is not None:
-        load_job_config({**cfg.phoneme, "job": "phoneme", "out": "o",
-                         "data": {"root": str(tmp_path), **cfg.phoneme.get("data", {})}})
+            job = section_job(section, kind, {"root": str(tmp_path)} if kind == "phoneme" else data, **fields)
+            load_job_config(job)

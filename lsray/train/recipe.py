@@ -208,14 +208,24 @@ def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path, phone
     return out
 
 
-def _train(job_cfg: dict[str, Any], done: Path, on_step: Callable[[int, dict], None]) -> list[dict]:
+def section_job(section: dict[str, Any], kind: str, data: dict[str, Any], **fields: Any) -> dict[str, Any]:
+    """A recipe section as the ``job: kind`` config the recipe runs: the section's settings, the
+    ``fields`` the recipe decides (``out``, ``bundle``, ``teacher``, ...) and ``data`` (where the
+    shards are) over the section's own data settings."""
+    return {**section, "job": kind, **fields, "data": {**section.get("data", {}), **data}}
+
+
+def _train(name: str, job: dict[str, Any], done: Path, every: int) -> None:
+    """Run ``job`` in-process unless ``done`` says an earlier run finished it (rerun = resume);
+    ``done`` then holds the last step's metrics."""
     from lsray.train.config import load_job_config
     from lsray.train.runner import train_local
 
-    cfg = load_job_config(job_cfg)
-    _, history = train_local(cfg, on_step=on_step)
+    if done.is_file():
+        return
+    _log(name)
+    _, history = train_local(load_job_config(job), on_step=_progress(name, every))
     done.write_text(json.dumps(history[-1]))
-    return history
 
 
 def _progress(name: str, every: int) -> Callable[[int, dict], None]:
@@ -296,39 +306,31 @@ def run_recipe(cfg: RecipeConfig) -> Path:
     assets = build_assets(cfg, work / "assets")
     phoneme = None
     if cfg.phoneme is not None:
-        phoneme, phoneme_done = work / "phoneme", work / "phoneme.done.json"
-        if not phoneme_done.is_file():
-            _log("phoneme")
-            pc = {**cfg.phoneme, "job": "phoneme", "out": str(phoneme),
-                  "data": {"root": str(work / "phoneme-data"), **cfg.phoneme.get("data", {})}}
-            _train(pc, phoneme_done, _progress("phoneme", 100))
+        phoneme = work / "phoneme"
+        job = section_job(cfg.phoneme, "phoneme", {}, out=str(phoneme))
+        job["data"].setdefault("root", str(work / "phoneme-data"))  # the synthesised speech, unless the section says
+        _train("phoneme", job, work / "phoneme.done.json", 100)
         per = json.loads((phoneme / "eval.json").read_text())
         _log(f"phoneme: held-out phoneme error rate {per['per']:.3f} over {per['utterances']} utterances")
     _log("shards")
     shards = build_shards(cfg, catalog, assets, work / "shards", phoneme)
     data = {"shards": str(shards), "image_size": cfg.resolution}
-    vae_dir, vae_done = (work / "vae", work / "vae.done.json") if cfg.vae_from is None else (Path(cfg.vae_from), None)
-    if vae_done is not None and not vae_done.is_file():
-        _log("vae")
-        vae_cfg = {**cfg.vae, "job": "vae", "out": str(vae_dir), "data": {**cfg.vae.get("data", {}), **data}}
-        _train(vae_cfg, vae_done, _progress("vae", 50))
+    if cfg.vae_from is None:
+        vae_dir = work / "vae"
+        _train("vae", section_job(cfg.vae, "vae", data, out=str(vae_dir)), work / "vae.done.json", 50)
+    else:
+        vae_dir = Path(cfg.vae_from)
     init = init_bundle(cfg, assets, vae_dir, work / "init", phoneme)
-    stage2_dir, stage2_done = work / "stage2", work / "stage2.done.json"
-    if not stage2_done.is_file():
-        _log("stage2")
-        s2 = {**cfg.stage2, "job": "stage2", "bundle": str(init), "out": str(stage2_dir),
-              "data": {**cfg.stage2.get("data", {}), **data}}
-        _train(s2, stage2_done, _progress("stage2", 50))
+    stage2_dir = work / "stage2"
+    _train("stage2", section_job(cfg.stage2, "stage2", data, bundle=str(init), out=str(stage2_dir)),
+           work / "stage2.done.json", 50)
     if cfg.audio_check is not None:
         check_audio_use(cfg, stage2_dir, shards)
     shipped_vae = None
     if cfg.vae_decoder is not None:
-        shipped_vae, ft_done = work / "vae-decoder", work / "vae-decoder.done.json"
-        if not ft_done.is_file():
-            _log("vae decoder")
-            ft = {**cfg.vae_decoder, "job": "vae", "decoder_only": True, "init": str(vae_dir), "out": str(shipped_vae),
-                  "data": {**cfg.vae_decoder.get("data", {}), **data}}
-            _train(ft, ft_done, _progress("vae decoder", 100))
+        shipped_vae = work / "vae-decoder"
+        _train("vae decoder", section_job(cfg.vae_decoder, "vae", data, decoder_only=True, init=str(vae_dir),
+                                          out=str(shipped_vae)), work / "vae-decoder.done.json", 100)
     steps = int(cfg.stage2.get("steps", 0))
     out = Path(cfg.out)
     teacher = out if cfg.distill is None else work / "teacher"
@@ -342,12 +344,9 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         _publish_settings(cfg, config, steps)
         config.write(tmp / "config.json")
     if cfg.distill is not None:
-        student_dir, student_done = work / "student", work / "student.done.json"
-        if not student_done.is_file():
-            _log("distill")
-            dc = {**cfg.distill, "job": "distill", "teacher": str(teacher), "out": str(student_dir),
-                  "data": {**cfg.distill.get("data", {}), **data}}
-            _train(dc, student_done, _progress("distill", 50))
+        student_dir = work / "student"
+        _train("distill", section_job(cfg.distill, "distill", data, teacher=str(teacher), out=str(student_dir)),
+               work / "student.done.json", 50)
         with atomic_directory(out) as tmp:
             shutil.copytree(student_dir, tmp, dirs_exist_ok=True)
             config = BundleConfig.read(tmp / "config.json")
@@ -359,12 +358,9 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             config.write(tmp / "config.json")
     _log(f"bundle written to {out}")
     if cfg.syncnet is not None and cfg.syncnet_out:
-        sync_dir, sync_done = work / "syncnet", work / "syncnet.done.json"
-        if not sync_done.is_file():
-            _log("syncnet")
-            sc = {**cfg.syncnet, "job": "syncnet", "out": str(sync_dir), "data": {**cfg.syncnet.get("data", {}),
-                                                                                  "shards": str(shards)}}
-            _train(sc, sync_done, _progress("syncnet", 50))
+        sync_dir = work / "syncnet"  # its own image size: the SyncNet's input, not the bundle's
+        _train("syncnet", section_job(cfg.syncnet, "syncnet", {"shards": str(shards)}, out=str(sync_dir)),
+               work / "syncnet.done.json", 50)
         with atomic_directory(Path(cfg.syncnet_out)) as tmp:
             shutil.copytree(sync_dir, tmp, dirs_exist_ok=True)
         _log(f"syncnet written to {cfg.syncnet_out}")
