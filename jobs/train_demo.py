@@ -1,7 +1,7 @@
 """Train the demo bundle from scratch: ``python jobs/train_demo.py [--config jobs/configs/demo.yaml]``.
 
 Runs :func:`lsray.train.recipe.run_recipe`: synthetic world -> [phoneme-CTC job] -> shards -> VAE
-job -> init bundle -> stage-2 job -> VAE decoder fine-tune -> [LCM distillation] -> ``out``, then
+job -> init bundle (or a trained bundle to fine-tune: start_from) -> stage-2 job -> VAE decoder fine-tune -> [LCM distillation] -> ``out``, then
 the SyncNet job -> ``syncnet_out`` (bracketed steps where the recipe has them: demo_v2.yaml). Every
 step is skipped when its output exists, so a rerun resumes (in a work folder of the same recipe).
 """
@@ -29,10 +29,10 @@ def main(argv: list[str] | None = None) -> int:
     cfg = RecipeConfig.read(args.config, work=args.work, out=args.out)
     if not Path(cfg.out).is_absolute():
         cfg.out = str(HERE.parent / cfg.out)
-    if cfg.vae_from and not Path(cfg.vae_from).is_absolute():
-        cfg.vae_from = str(HERE.parent / cfg.vae_from)
-    if cfg.syncnet_out and not Path(cfg.syncnet_out).is_absolute():
-        cfg.syncnet_out = str(HERE.parent / cfg.syncnet_out)
+    for field in ("vae_from", "start_from", "syncnet_out"):  # paths in the repo, like out
+        value = getattr(cfg, field)
+        if value and not Path(value).expanduser().is_absolute():
+            setattr(cfg, field, str(HERE.parent / value))
     run_recipe(cfg)
     return 0
 

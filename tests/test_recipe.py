@@ -4,6 +4,7 @@ and a work folder of another recipe is refused rather than silently reused."""
 
 from __future__ import annotations
 
+import shutil
 from pathlib import Path
 
 import pytest
@@ -139,6 +140,27 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     assert reused.config.vae.scaling_factor == student.config.vae.scaling_factor
     with pytest.raises(ValueError, match="exactly one of vae"):
         _config(tmp_path, vae_from=str(out / "vae"))
+
+    # start_from: a round of upgrades as a fine-tune of a trained Whisper-only bundle (here the
+    # first recipe's, published over itself): the phoneme branch widens its audio input with zero
+    # columns, so the fine-tune starts from exactly what that bundle computes
+    v1 = tmp_path / "bundle-v1"
+    shutil.copytree(tmp_path / "bundle-reuse", v1)
+    fields = base.model_dump(exclude={"unet", "whisper", "vae", "vae_decoder", "vae_from", "syncnet", "syncnet_out"})
+    again = RecipeConfig.model_validate({**fields, "work": str(tmp_path / "work-again"), "out": str(v1),
+                                         "start_from": str(v1), "phoneme": cfg.phoneme,
+                                         "stage2": {**base.stage2, "steps": 1}})
+    upgraded = load_bundle(run_recipe(again), device="cpu")
+    assert upgraded.config.audio.encoder == "fused" and upgraded.config.unet.cross_attention_dim == 32 + 128
+    assert "fine-tuned from (recipe demo" in upgraded.config.provenance.source
+    assert upgraded.config.provenance.global_step == reused.config.provenance.global_step + 1
+    kept = load_bundle(tmp_path / "work-again" / "start", device="cpu")  # the start, kept before publishing
+    assert (kept.unet.state_dict()["conv_in.weight"] == reused.unet.state_dict()["conv_in.weight"]).all()
+    assert (upgraded.vae.state_dict()["decoder.conv_out.weight"] == reused.vae.state_dict()["decoder.conv_out.weight"]).all()
+    assert (Path(tmp_path / "work-again" / "assets" / "whisper" / "model.safetensors").read_bytes()
+            == (tmp_path / "bundle-reuse" / "whisper" / "model.safetensors").read_bytes())
+    with pytest.raises(ValueError, match="start_from brings its own UNet, Whisper and VAE: drop unet, vae"):
+        _config(tmp_path, start_from=str(v1))
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "demo_v2.yaml"])

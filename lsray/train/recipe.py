@@ -12,7 +12,10 @@ project job or stage, each skipped when its output already exists (rerun = resum
    with ``phoneme`` the phoneme branch's features too);
 3. ``vae``: the autoencoder job (``job: vae``), or with ``vae_from`` a trained one taken as is;
 4. ``init``: a fresh UNet plus that Whisper, VAE (latent scaling from its statistics) and mask;
-5. ``stage2``: the stage-2 job from ``init``;
+   or, with ``start_from``, a trained bundle instead of steps 3-4: its Whisper makes the shards,
+   its UNet and VAE start stage 2 (an audio input widened for the phoneme branch is zero-padded,
+   so the fine-tune starts from exactly what that bundle computes);
+5. ``stage2``: the stage-2 job from ``init`` (or ``start_from``);
 5a. ``audio_check`` (optional): the stage-2 UNet must do clearly worse with the wrong audio
    (:mod:`lsray.train.audio_check`); a UNet that learned to ignore its audio fails the recipe
    here, before anything is published;
@@ -37,7 +40,7 @@ from typing import Any, Callable
 import yaml
 from pydantic import BaseModel, ConfigDict, Field, model_validator
 
-from lsray.bundle.config import BundleConfig, SamplerDefaults, VoiceDefaults
+from lsray.bundle.config import BundleConfig, Provenance, SamplerDefaults, VoiceDefaults
 from lsray.models.config import UNetConfig
 from lsray.resolution import Resolution
 
@@ -78,7 +81,11 @@ class RecipeConfig(_Strict):
     resolution: Resolution = 128
     world: WorldSettings = Field(default_factory=WorldSettings)
     whisper: WhisperSettings = Field(default_factory=WhisperSettings)
-    unet: dict[str, Any]  # UNetConfig fields (cross_attention_dim is the Whisper width)
+    # UNetConfig fields (cross_attention_dim is the Whisper width); not with start_from
+    unet: dict[str, Any] | None = None
+    # a trained bundle stage 2 fine-tunes (its UNet, Whisper and VAE) instead of a fresh UNet: a
+    # round of upgrades costs a fine-tune instead of the whole recipe
+    start_from: str | None = None
     sampler: SamplerDefaults = Field(default_factory=SamplerDefaults)
     vae: dict[str, Any] | None = None  # a ``job: vae`` config without out / data.shards
     # ... or an autoencoder folder (diffusers + latent_stats.json, e.g. a bundle's vae/) used as is:
@@ -96,7 +103,15 @@ class RecipeConfig(_Strict):
     voice: VoiceDefaults = Field(default_factory=VoiceDefaults)  # the shipped bundle's voice conversion
 
     @model_validator(mode="after")
-    def _one_vae(self) -> "RecipeConfig":
+    def _one_start(self) -> "RecipeConfig":
+        if self.start_from is not None:
+            clash = [k for k in ("unet", "vae", "vae_from", "vae_decoder") if getattr(self, k) is not None]
+            clash += ["whisper"] if "whisper" in self.model_fields_set else []
+            if clash:
+                raise ValueError(f"start_from brings its own UNet, Whisper and VAE: drop {', '.join(clash)}")
+            return self
+        if self.unet is None:
+            raise ValueError("a recipe needs unet (a fresh UNet's config) or start_from (a trained bundle)")
         if (self.vae is None) == (self.vae_from is None):
             raise ValueError("a recipe needs exactly one of vae (train an autoencoder) and vae_from (use a trained one)")
         if self.vae_from is not None and self.vae_decoder is not None:
@@ -135,8 +150,9 @@ def build_world(cfg: RecipeConfig, root: Path) -> Path:
     return catalog
 
 
-def build_assets(cfg: RecipeConfig, root: Path) -> Path:
-    """The frozen Whisper (random, seeded) and the generated inpainting mask."""
+def build_assets(cfg: RecipeConfig, root: Path, start: Path | None = None) -> Path:
+    """The frozen Whisper (random, seeded; or the ``start`` bundle's, which its UNet was trained
+    on) and the generated inpainting mask."""
     from PIL import Image
 
     from lsray.bundle.convert import default_mask
@@ -145,6 +161,9 @@ def build_assets(cfg: RecipeConfig, root: Path) -> Path:
     if (root / "whisper" / "config.json").is_file():
         return root
     root.mkdir(parents=True, exist_ok=True)
+    if start is not None:
+        shutil.copytree(start / "whisper", root / "whisper")
+        return root
     w = cfg.whisper
     whisper = tiny_whisper(d_model=w.d_model, seed=w.seed, encoder_layers=w.encoder_layers,
                            conv_gain=w.conv_gain, position_scale=w.position_scale)
@@ -179,7 +198,7 @@ def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path, phone
     import torch
 
     from lsray.audio.phoneme import PHONEME_DIM
-    from lsray.bundle.config import AudioConfig, MaskInfo, Provenance, VAEConfig, WhisperLayout
+    from lsray.bundle.config import AudioConfig, MaskInfo, VAEConfig, WhisperLayout
     from lsray.models.unet import LipSyncUNet
     from lsray.train.export import save_inference_bundle
     from lsray.train.vae import read_latent_stats
@@ -206,6 +225,31 @@ def init_bundle(cfg: RecipeConfig, assets: Path, vae_dir: Path, out: Path, phone
     save_inference_bundle(out, unet, base, config, phoneme_dir=phoneme)
     shutil.rmtree(base)
     return out
+
+
+def _keep_start(cfg: RecipeConfig, kept: Path) -> Path | None:
+    """A copy of ``start_from`` in the work folder, made once: the recipe may publish over the
+    bundle it started from (v2 replaces v1 in the package), and a rerun must still start from v1."""
+    from lsray.media.atomic import atomic_directory
+
+    if cfg.start_from is None:
+        return None
+    if not (kept / "config.json").is_file():
+        with atomic_directory(kept) as tmp:
+            shutil.copytree(Path(cfg.start_from).expanduser(), tmp, dirs_exist_ok=True)
+    return kept
+
+
+def _widen_for_phoneme(cfg: RecipeConfig, start: Path, phoneme: Path | None) -> dict[str, Any]:
+    """Stage-2 fields that turn ``start_from``'s Whisper-only UNet into a fused-audio one: the
+    phoneme encoder and the wider audio input (the new columns start at zero)."""
+    from lsray.audio.phoneme import PHONEME_DIM
+
+    if phoneme is None:
+        return {}
+    width = BundleConfig.read(start / "config.json").audio.whisper.dim + PHONEME_DIM
+    overrides = {**cfg.stage2.get("unet_overrides", {}), "cross_attention_dim": width}
+    return {"phoneme": str(phoneme), "unet_overrides": overrides}
 
 
 def section_job(section: dict[str, Any], kind: str, data: dict[str, Any], **fields: Any) -> dict[str, Any]:
@@ -253,12 +297,13 @@ def _artefact_settings(recipe: dict[str, Any]) -> dict[str, Any]:
     return out
 
 
-def _publish_settings(cfg: RecipeConfig, config: BundleConfig, steps: int) -> None:
-    """What publishing sets on a bundle whatever trained it: voice conversion and provenance."""
-    from lsray.bundle.config import Provenance
-
+def _publish_settings(cfg: RecipeConfig, config: BundleConfig, steps: int, start: Provenance | None) -> None:
+    """What publishing sets on a bundle whatever trained it: voice conversion and provenance
+    (``start``: the provenance of the bundle it was fine-tuned from)."""
     config.voice = cfg.voice
     distilled = ", LCM-distilled" if config.lcm is not None else ""
+    if start is not None:
+        distilled = f", fine-tuned from ({start.source}){distilled}"
     config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml): synthetic world, "
                                           f"{cfg.world.clips} train clips{distilled}", global_step=steps,
                                    converted_by="lsray recipe")
@@ -301,9 +346,10 @@ def run_recipe(cfg: RecipeConfig) -> Path:
     work = Path(cfg.work).expanduser()
     work.mkdir(parents=True, exist_ok=True)
     _claim_work(cfg, work / "recipe.yaml")
+    start = _keep_start(cfg, work / "start")
     _log("world")
     catalog = build_world(cfg, work / "world")
-    assets = build_assets(cfg, work / "assets")
+    assets = build_assets(cfg, work / "assets", start)
     phoneme = None
     if cfg.phoneme is not None:
         phoneme = work / "phoneme"
@@ -315,14 +361,19 @@ def run_recipe(cfg: RecipeConfig) -> Path:
     _log("shards")
     shards = build_shards(cfg, catalog, assets, work / "shards", phoneme)
     data = {"shards": str(shards), "image_size": cfg.resolution}
-    if cfg.vae_from is None:
-        vae_dir = work / "vae"
-        _train("vae", section_job(cfg.vae, "vae", data, out=str(vae_dir)), work / "vae.done.json", 50)
+    start_fields: dict[str, Any] = {}
+    if start is not None:
+        init = start
+        start_fields = _widen_for_phoneme(cfg, init, phoneme)
     else:
-        vae_dir = Path(cfg.vae_from)
-    init = init_bundle(cfg, assets, vae_dir, work / "init", phoneme)
+        if cfg.vae_from is None:
+            vae_dir = work / "vae"
+            _train("vae", section_job(cfg.vae, "vae", data, out=str(vae_dir)), work / "vae.done.json", 50)
+        else:
+            vae_dir = Path(cfg.vae_from)
+        init = init_bundle(cfg, assets, vae_dir, work / "init", phoneme)
     stage2_dir = work / "stage2"
-    _train("stage2", section_job(cfg.stage2, "stage2", data, bundle=str(init), out=str(stage2_dir)),
+    _train("stage2", section_job(cfg.stage2, "stage2", data, bundle=str(init), out=str(stage2_dir), **start_fields),
            work / "stage2.done.json", 50)
     if cfg.audio_check is not None:
         check_audio_use(cfg, stage2_dir, shards)
@@ -332,6 +383,8 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         _train("vae decoder", section_job(cfg.vae_decoder, "vae", data, decoder_only=True, init=str(vae_dir),
                                           out=str(shipped_vae)), work / "vae-decoder.done.json", 100)
     steps = int(cfg.stage2.get("steps", 0))
+    started = None if start is None else BundleConfig.read(start / "config.json").provenance
+    steps += 0 if started is None else started.global_step or 0
     out = Path(cfg.out)
     teacher = out if cfg.distill is None else work / "teacher"
     with atomic_directory(teacher) as tmp:
@@ -341,7 +394,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             shutil.copytree(shipped_vae, tmp / "vae")
         config = BundleConfig.read(tmp / "config.json")
         config.sampler = cfg.sampler  # the recipe's sampling and decoding, whenever the UNet was trained
-        _publish_settings(cfg, config, steps)
+        _publish_settings(cfg, config, steps, started)
         config.write(tmp / "config.json")
     if cfg.distill is not None:
         student_dir = work / "student"
@@ -354,7 +407,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             # them) with the recipe's decoding; the VAE is the teacher's, i.e. the shipped one
             config.sampler = config.sampler.model_copy(update={
                 "detail_transfer": cfg.sampler.detail_transfer, "detail_gate": cfg.sampler.detail_gate})
-            _publish_settings(cfg, config, steps + int(cfg.distill.get("steps", 0)))
+            _publish_settings(cfg, config, steps + int(cfg.distill.get("steps", 0)), started)
             config.write(tmp / "config.json")
     _log(f"bundle written to {out}")
     if cfg.syncnet is not None and cfg.syncnet_out:
