@@ -18,6 +18,7 @@ from lsray.eval import (
     lse,
     lse_from_distances,
     mouth_psnr,
+    mouth_sharpness,
     mouth_ssim,
     offset_distances,
     oracle_lag,
@@ -139,6 +140,21 @@ def test_mouth_psnr_and_ssim_vs_oracle(oracle):
     assert mouth_ssim(shifted, frames, boxes) < 0.99
     wrong = np.stack(list(render_frames(ident, np.roll(params, 12, axis=0), 25, 256)))
     assert mouth_psnr(wrong, frames, boxes) < mouth_psnr(np.stack(list(render_frames(ident, np.roll(params, 1, axis=0), 25, 256))), frames, boxes)
+
+
+def test_mouth_sharpness_sees_blur_that_psnr_forgives(oracle):
+    import cv2
+
+    speech, ident, params, frames, geoms = oracle
+    boxes = [g.mouth_box for g in geoms]
+    assert mouth_sharpness(frames, frames, boxes) == pytest.approx(1.0)
+    soft = np.stack([cv2.GaussianBlur(f, (0, 0), 1.5) for f in frames])
+    noisy = np.clip(frames + np.random.default_rng(0).normal(0, 6, frames.shape), 0, 255).astype(np.uint8)
+    assert mouth_sharpness(soft, frames, boxes) < 0.5  # a blurred mouth has lost most of its edges
+    assert mouth_sharpness(noisy, frames, boxes) > 1.2  # noise is detail the oracle lacks
+    assert mouth_psnr(soft, frames, boxes) > 25  # while PSNR calls the blur close
+    m = evaluate_clip(soft, frames, mouth_boxes=boxes)
+    assert m.mouth_sharpness == pytest.approx(mouth_sharpness(soft, frames, boxes))
 
 
 def test_oracle_lag_finds_a_mouth_that_is_late_or_early(oracle):

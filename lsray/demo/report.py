@@ -119,6 +119,8 @@ def summarise(rows: Sequence[DemoRow]) -> dict[str, Any]:
         "mouth_psnr_keep_source": _mean(r.baseline.get("mouth_psnr") for r in scored),
         "mouth_ssim": _mean(r.metrics.get("mouth_ssim") for r in scored),
         "mouth_ssim_keep_source": _mean(r.baseline.get("mouth_ssim") for r in scored),
+        "mouth_sharpness": _mean(r.metrics.get("mouth_sharpness") for r in scored),
+        "mouth_sharpness_keep_source": _mean(r.baseline.get("mouth_sharpness") for r in scored),
         # clips whose mouth moves in step with the oracle's (no learned scorer involved)
         "oracle_lag_0": sum(r.metrics.get("oracle_lag") == 0 for r in scored),
         "oracle_lag_0_keep_source": sum(r.baseline.get("oracle_lag") == 0 for r in scored),

@@ -4,7 +4,7 @@ voice. No Ray here.
 - :mod:`lsray.eval.lse`: SyncNet's offset search over any :class:`SyncScorer`;
 - :mod:`lsray.eval.syncnet_v2`: the original ``syncnet_v2.model`` network, loader and scorer;
 - :mod:`lsray.eval.mfcc`: ``python_speech_features``-identical MFCCs;
-- :mod:`lsray.eval.video`: mouth PSNR / SSIM, flicker, boundary jump, identity drift;
+- :mod:`lsray.eval.video`: mouth PSNR / SSIM / sharpness, flicker, boundary jump, identity drift;
 - :mod:`lsray.eval.visemes`: per viseme class from the dub's phoneme timings (lips shut on /p b m/,
   f/v bite, open-vowel opening), measured in the known mouth box;
 - :mod:`lsray.eval.clip`: :func:`evaluate_clip` -> :class:`ClipMetrics`, :func:`aggregate`;
@@ -23,6 +23,7 @@ from lsray.eval.video import (
     flicker,
     identity_drift,
     mouth_psnr,
+    mouth_sharpness,
     mouth_ssim,
     oracle_lag,
 )
@@ -46,6 +47,7 @@ __all__ = [
     "lse",
     "lse_from_distances",
     "mouth_psnr",
+    "mouth_sharpness",
     "mouth_ssim",
     "offset_distances",
     "oracle_lag",

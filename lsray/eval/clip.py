@@ -34,6 +34,7 @@ class ClipMetrics(BaseModel):
     frames: int = 0
     mouth_psnr: float | None = None  # dB vs the oracle (inf when identical)
     mouth_ssim: float | None = None
+    mouth_sharpness: float | None = None  # Laplacian energy of the mouth over the oracle's (1 = as sharp)
     oracle_lag: int | None = None  # frames; 0 = the mouth moves in step with the oracle's
     flicker: float | None = None  # 0-255 units of extra frame-to-frame change
     boundary_jump: float | None = None  # ratio, ~1 = seamless
@@ -112,6 +113,8 @@ def evaluate_clip(
         mb = mouth_boxes if mouth_boxes is None or np.isscalar(mouth_boxes[0]) else mouth_boxes[:n]
         m.mouth_psnr = vm.mouth_psnr(out[:n], ref[:n], mb)
         m.mouth_ssim = vm.mouth_ssim(out[:n], ref[:n], mb)
+        sharp = vm.mouth_sharpness(out[:n], ref[:n], mb)
+        m.mouth_sharpness = None if math.isnan(sharp) else sharp
         if n > 2 * vm.ORACLE_MAX_LAG:
             m.oracle_lag = vm.oracle_lag(out[:n], ref[:n], mb)
         if visemes is not None:

@@ -92,6 +92,22 @@ def mouth_ssim(output: Sequence[np.ndarray], oracle: Sequence[np.ndarray], boxes
                           for x, y in zip(a, b)]))
 
 
+def mouth_sharpness(output: Sequence[np.ndarray], oracle: Sequence[np.ndarray], boxes=None) -> float:
+    """How sharp the output's mouth is relative to the oracle's: the mean square of the Laplacian
+    of the grey mouth crop (its fine detail: lip edges, teeth), summed over the frames, output over
+    oracle. 1 = as much detail as the oracle; a "close enough" blur scores well below 1 even where
+    PSNR forgives it; above 1 is detail the oracle lacks (ghosted edges, noise)."""
+    n = min(len(output), len(oracle))
+    a, b = mouth_crops(output[:n], boxes), mouth_crops(oracle[:n], boxes)  # (n, h, w, 3) uint8
+
+    def energy(crops: np.ndarray) -> float:
+        return float(sum(np.mean(cv2.Laplacian(cv2.cvtColor(c, cv2.COLOR_RGB2GRAY).astype(np.float32), cv2.CV_32F) ** 2)
+                         for c in crops))
+
+    ref = energy(b)
+    return energy(a) / ref if ref > 0 else float("nan")
+
+
 def frame_changes(frames: Sequence[np.ndarray], boxes=None) -> np.ndarray:
     """(N,) mean absolute change of each frame's region from the previous frame's (0 for frame 0)."""
     crops = mouth_crops(frames, boxes).astype(np.float32)
