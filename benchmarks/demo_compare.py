@@ -1,0 +1,96 @@
+"""Two or more bundles on the same demo clips, clip by clip: is the new bundle better than the old?
+
+    lsray demo --model OLD --clips 40 --voice builtin --out runs/old    # and the same for NEW
+    python benchmarks/demo_compare.py v1=runs/old v2=runs/new [--out benchmarks/results/demo_v2.json]
+
+Reads each run's ``metrics.json`` (the demo's report; same ``--clips`` and ``--seed``, so the same
+held-out clips) and prints (1) each run's summary as a README table, with keeping the source mouth
+as a row of its own, and (2) every later run minus the first, clip by clip
+(:func:`lsray.eval.stats.paired_difference`: mean +- 95 % CI, Wilcoxon p, clips ahead), on mouth
+PSNR, sharpness, the LSE-C margin over another clip's audio, lips shut on /p b m/ and open-vowel
+opening. Viseme hits are pooled over frames in (1) and per clip in (2).
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+from pathlib import Path
+from typing import Any
+
+
+COLUMNS = [("mouth_psnr", "mouth PSNR dB", 2), ("mouth_ssim", "mouth SSIM", 3), ("mouth_sharpness", "sharpness", 2),
+           ("lse_c", "LSE-C", 3), ("lse_c_unsynced", "LSE-C, another clip's audio", 3), ("lse_d", "LSE-D", 2),
+           ("bilabial_hit", "bilabial hit", 2), ("labiodental_hit", "f/v hit", 2), ("open_vowel", "open vowel", 2),
+           ("flicker", "flicker", 2), ("seconds_per_frame", "s / frame", 3),
+           ("speaker_similarity", "speaker similarity", 3)]
+#: (key, header) of the per-clip comparisons; ``lse_c_margin`` is LSE-C minus another clip's audio's
+PAIRED = [("mouth_psnr", "mouth PSNR dB"), ("mouth_sharpness", "sharpness"), ("lse_c_margin", "LSE-C margin"),
+          ("bilabial_hit", "bilabial hit"), ("open_vowel", "open vowel")]
+
+
+def per_clip(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
+    """clip id -> the PAIRED values of one run (None where a clip was not scored)."""
+    out = {}
+    for c in run["clips"]:
+        m = c.get("metrics") or {}
+        margin = None if m.get("lse_c") is None or c.get("lse_c_unsynced") is None else m["lse_c"] - c["lse_c_unsynced"]
+        out[c["clip_id"]] = {**{k: m.get(k) for k, _ in PAIRED}, "lse_c_margin": margin}
+    return out
+
+
+def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
+    """Summaries (keep source first) and every run after the first minus the first, clip by clip."""
+    from lsray.eval.stats import paired_difference
+
+    names = list(runs)
+    first = runs[names[0]]["summary"]
+    rows = [{"run": "keep the source mouth", **{k: first.get(f"{k}_keep_source") for k, _, _ in COLUMNS}}]
+    rows += [{"run": name, **{k: runs[name]["summary"].get(k) for k, _, _ in COLUMNS}} for name in names]
+    ref = per_clip(runs[names[0]])
+    paired = {}
+    for name in names[1:]:
+        mine = per_clip(runs[name])
+        ids = [i for i in mine if i in ref]
+        paired[name] = {key: paired_difference([mine[i][key] for i in ids], [ref[i][key] for i in ids]).as_dict()
+                        for key, _ in PAIRED}
+    return {"runs": names, "summary": rows, "paired_vs_first": paired}
+
+
+def paired_markdown(result: dict[str, Any]) -> str:
+    from lsray.eval.stats import PairedDifference
+
+    first = result["runs"][0]
+    lines = [f"| minus {first}, per clip | " + " | ".join(h for _, h in PAIRED) + " |", "|---" * (len(PAIRED) + 1) + "|"]
+    for name, diffs in result["paired_vs_first"].items():
+        cells = [PairedDifference(**diffs[key]).describe(2 if key == "mouth_psnr" else 3) for key, _ in PAIRED]
+        lines.append(f"| {name} | " + " | ".join(cells) + " |")
+    return "\n".join(lines)
+
+
+def main(argv: list[str] | None = None) -> int:
+    p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    p.add_argument("runs", nargs="+", metavar="NAME=DIR", help="demo output folders; the first is the reference")
+    p.add_argument("--out", help="write the comparison as JSON here")
+    args = p.parse_args(argv)
+    runs = {}
+    for spec in args.runs:
+        name, _, folder = spec.partition("=")
+        if not folder:
+            p.error(f"{spec}: expected NAME=DIR")
+        runs[name] = json.loads((Path(folder) / "metrics.json").read_text())
+    from benchmarks.upgrades_bench import markdown_table
+
+    result = compare(runs)
+    print(markdown_table(result["summary"], COLUMNS, lead=("run",)))
+    print()
+    print(paired_markdown(result))
+    if args.out:
+        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
+        Path(args.out).write_text(json.dumps(result, indent=2))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
