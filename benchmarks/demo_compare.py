@@ -1,7 +1,7 @@
 """Two or more bundles on the same demo clips, clip by clip: is the new bundle better than the old?
 
     lsray demo --model OLD --clips 40 --voice builtin --out runs/old    # and the same for NEW
-    python benchmarks/demo_compare.py v1=runs/old v2=runs/new [--out benchmarks/results/demo_v2.json]
+    python -m benchmarks.demo_compare v1=runs/old v2=runs/new [--out benchmarks/results/demo_v2.json]
 
 Reads each run's ``metrics.json`` (the demo's report; same ``--clips`` and ``--seed``, so the same
 held-out clips) and prints (1) each run's summary as a README table, with keeping the source mouth

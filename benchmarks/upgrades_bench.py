@@ -21,7 +21,7 @@ teacher at the bundle's guidance scale), sampled at 1, 2 and 4 steps. Each varia
 bundle does (its DDIM steps, guidance and detail transfer), dubs the same demo clips in-process
 (the clip pipeline) and is scored against the oracles: mouth PSNR / SSIM, LSE-C / LSE-D (the recipe's
 SyncNet), bilabial / f/v hits and open-vowel opening (lsray.eval.visemes), flicker, boundary jump,
-seconds per frame (sampling wall time / frames, this machine). A second table gives each variant
+seconds per frame (sampling wall time: the anchor pass, windows and VAE, over frames; this machine). A second table gives each variant
 minus the reference clip by clip (:func:`lsray.eval.stats.paired_difference`: mean +- 95 % CI,
 Wilcoxon p), which is what says whether an upgrade helped beyond the clips' spread.
 """
@@ -83,7 +83,7 @@ def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict
     for clip in clips:
         out = out_dir / f"{clip.clip_id}.mp4"
         r = run_clip(flow, ClipSpec(clip.clip_id, clip.video, clip.audio, str(out), DubOptions(seed=0, **options)))
-        sample = r.timings.get("unet", 0.0) + r.timings.get("vae", 0.0)
+        sample = r.timings.get("anchors", 0.0) + r.timings.get("unet", 0.0) + r.timings.get("vae", 0.0)
         results[clip.clip_id] = (r.status, str(out) if out.is_file() else None, r.error, sample / max(r.frames, 1))
     scored = score_clips(clips, results, scorer)
     s = summarise(scored)

@@ -159,6 +159,7 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     assert (upgraded.vae.state_dict()["decoder.conv_out.weight"] == reused.vae.state_dict()["decoder.conv_out.weight"]).all()
     assert (Path(tmp_path / "work-again" / "assets" / "whisper" / "model.safetensors").read_bytes()
             == (tmp_path / "bundle-reuse" / "whisper" / "model.safetensors").read_bytes())
+    assert RecipeConfig.read(tmp_path / "work-again" / "recipe.yaml").start_from == str(v1)  # as written, it reads back
     with pytest.raises(ValueError, match="start_from brings its own UNet, Whisper and VAE: drop unet, vae"):
         _config(tmp_path, start_from=str(v1))
 

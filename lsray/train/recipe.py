@@ -106,7 +106,7 @@ class RecipeConfig(_Strict):
     def _one_start(self) -> "RecipeConfig":
         if self.start_from is not None:
             clash = [k for k in ("unet", "vae", "vae_from", "vae_decoder") if getattr(self, k) is not None]
-            clash += ["whisper"] if "whisper" in self.model_fields_set else []
+            clash += ["whisper"] if self.whisper != WhisperSettings() else []  # (a dumped recipe has the default)
             if clash:
                 raise ValueError(f"start_from brings its own UNet, Whisper and VAE: drop {', '.join(clash)}")
             return self
