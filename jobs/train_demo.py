@@ -1,9 +1,10 @@
 """Train the demo bundle from scratch: ``python jobs/train_demo.py [--config jobs/configs/demo.yaml]``.
 
 Runs :func:`lsray.train.recipe.run_recipe`: synthetic world -> [phoneme-CTC job] -> shards -> VAE
-job -> init bundle (or a trained bundle to fine-tune: start_from) -> stage-2 job -> VAE decoder fine-tune -> [LCM distillation] -> ``out``, then
-the SyncNet job -> ``syncnet_out`` (bracketed steps where the recipe has them: demo_v2.yaml). Every
-step is skipped when its output exists, so a rerun resumes (in a work folder of the same recipe).
+job -> init bundle (or ``start_from``, a trained bundle to fine-tune) -> stage-2 job -> VAE decoder
+fine-tune -> [LCM distillation] -> ``out``, then the SyncNet job -> ``syncnet_out`` (bracketed
+steps where the recipe has them: demo_v2.yaml). Every step is skipped when its output exists, so a
+rerun resumes (in a work folder of the same recipe).
 """
 
 from __future__ import annotations
@@ -27,12 +28,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--out", help="where the bundle goes (default: the config's, relative to the repo)")
     args = p.parse_args(argv)
     cfg = RecipeConfig.read(args.config, work=args.work, out=args.out)
-    if not Path(cfg.out).is_absolute():
-        cfg.out = str(HERE.parent / cfg.out)
-    for field in ("vae_from", "start_from", "syncnet_out"):  # paths in the repo, like out
+    for field in ("out", "vae_from", "start_from", "syncnet_out"):  # relative paths are in the repo
         value = getattr(cfg, field)
-        if value and not Path(value).expanduser().is_absolute():
-            setattr(cfg, field, str(HERE.parent / value))
+        if value:
+            path = Path(value).expanduser()
+            setattr(cfg, field, str(path if path.is_absolute() else HERE.parent / path))
     run_recipe(cfg)
     return 0
 
