@@ -21,8 +21,8 @@ from lsray.eval import video as vm
 from lsray.eval.lse import SyncScorer, lse
 from lsray.eval.visemes import VISEME_METRICS, pooled, viseme_scores
 
-METRICS = ("mouth_psnr", "mouth_ssim", "oracle_lag", "flicker", "boundary_jump", "identity_drift", "lse_c", "lse_d",
-           "av_offset", "speaker_similarity", *VISEME_METRICS)
+METRICS = ("mouth_psnr", "mouth_ssim", "mouth_sharpness", "oracle_lag", "flicker", "boundary_jump", "identity_drift",
+           "lse_c", "lse_d", "av_offset", "speaker_similarity", *VISEME_METRICS)
 
 
 class ClipMetrics(BaseModel):
