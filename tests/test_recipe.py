@@ -157,7 +157,7 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     kept = load_bundle(tmp_path / "work-again" / "start", device="cpu")  # the start, kept before publishing
     assert (kept.unet.state_dict()["conv_in.weight"] == reused.unet.state_dict()["conv_in.weight"]).all()
     assert (upgraded.vae.state_dict()["decoder.conv_out.weight"] == reused.vae.state_dict()["decoder.conv_out.weight"]).all()
-    assert (Path(tmp_path / "work-again" / "assets" / "whisper" / "model.safetensors").read_bytes()
+    assert ((tmp_path / "work-again" / "assets" / "whisper" / "model.safetensors").read_bytes()
             == (tmp_path / "bundle-reuse" / "whisper" / "model.safetensors").read_bytes())
     assert RecipeConfig.read(tmp_path / "work-again" / "recipe.yaml").start_from == str(v1)  # as written, it reads back
     with pytest.raises(ValueError, match="start_from brings its own UNet, Whisper and VAE: drop unet, vae"):
