@@ -61,3 +61,33 @@ def test_metric_names_are_documented():
 
     for name in m.METRIC_NAMES:
         assert f"``{name}``" in m.__doc__
+
+
+def test_a_pool_runs_torch_on_its_configured_threads(monkeypatch):
+    """`sample: {threads: 3}` reaches the sample actor's torch (before its models load) and no
+    other stage's; 0 threads is refused when the config loads."""
+    import torch
+
+    import lsray.batch.ledger as ledger
+    from lsray.batch.actors import RenderWorker, SampleWorker, WorkerContext
+
+    class NoLedger:  # a worker outside Ray: no runtime context to ask for its node
+        def __init__(self, name):
+            self.handle = None
+
+    monkeypatch.setattr(ledger, "LedgerClient", NoLedger)
+    cfg = load_batch_config(overrides={"sample": {"threads": 3}})
+    assert cfg.threads() == {"sample": 3}
+    ctx = WorkerContext(bundle="unused", out_root="o", staging_root="s", template="{clip_id}.mp4",
+                        model_id="m", threads=cfg.threads())
+    before = torch.get_num_threads()
+    try:
+        torch.set_num_threads(1)
+        RenderWorker(ctx)
+        assert torch.get_num_threads() == 1
+        SampleWorker(ctx)
+        assert torch.get_num_threads() == 3
+    finally:
+        torch.set_num_threads(before)
+    with pytest.raises(BatchConfigError, match="threads"):
+        load_batch_config(overrides={"sample": {"threads": 0}})

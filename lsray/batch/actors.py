@@ -43,6 +43,7 @@ class WorkerContext:
     precision: str | None = None  # sample: lsray.precision name (None: the bundle's)
     compile_unet: bool = False  # sample: torch.compile the UNet
     max_attempts: int = 3  # a unit whose worker died under it this often is given up (BatchConfig.max_attempts)
+    threads: dict[str, int] = field(default_factory=dict)  # stage -> torch threads (BatchConfig.threads)
 
     def flow(self):
         """This worker's view of the one clip flow (stages load on first use: only its own)."""
@@ -85,6 +86,10 @@ class StageWorker:
         if ctx.s3 is not None:
             set_default_s3_config(ctx.s3)
         self.ctx = ctx
+        if self.stage in ctx.threads:  # before the stage's models load and size their thread pools
+            import torch
+
+            torch.set_num_threads(ctx.threads[self.stage])
         self.flow = ctx.flow()
         self.ledger = LedgerClient(ctx.ledger)
         self.metrics = StageMetrics(self.stage, ctx.job_id)

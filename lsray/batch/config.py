@@ -49,6 +49,10 @@ class StageConfig(BaseModel):
     min_size: int = Field(1, ge=1, description="actor pool: actors kept alive")
     max_size: int = Field(1, ge=1, description="actor pool: autoscaling ceiling")
     batch_size: int = Field(1, ge=1, description="rows (clips or shards) per call")
+    #: torch intra-op threads of each actor (None: what Ray's num_cpus sets, via OMP_NUM_THREADS).
+    #: More than num_cpus lets a CPU-only node's sample actor use the cores the lighter CPU stages
+    #: leave idle between their calls (Ray does not reserve cores, it only counts them).
+    threads: int | None = Field(None, ge=1)
 
     @model_validator(mode="after")
     def _sizes(self) -> "StageConfig":
@@ -107,6 +111,10 @@ class BatchConfig(BaseModel):
 
     def stage(self, name: str) -> StageConfig:
         return getattr(self, name)
+
+    def threads(self) -> dict[str, int]:
+        """Stage -> torch threads, for the pool stages that set them (what each actor applies)."""
+        return {name: self.stage(name).threads for name in POOL_STAGES if self.stage(name).threads is not None}
 
 
 def load_batch_config(path: str | os.PathLike[str] | None = None, overrides: dict[str, Any] | None = None) -> BatchConfig:

@@ -172,7 +172,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
         s3=s3, ledger=ledger_name, job_id=job_id, encode_preset=spec.config.encode_preset,
         windows_per_call=spec.config.windows_per_call, precision=spec.config.precision,
         compile_unet=spec.config.compile_unet,
-        max_attempts=spec.config.max_attempts,
+        max_attempts=spec.config.max_attempts, threads=spec.config.threads(),
     )
     reports: dict[str, ClipReport] = {}
     invalid = [ClipReport.for_invalid_row(r.line, r.clip_id, r.reason) for r in catalog.invalid]
