@@ -27,6 +27,7 @@ from lsray.models.config import UNetConfig
 from lsray.precision import Precision
 from lsray.resolution import Resolution
 from lsray.sampling.schedulers import SamplerKind, SchedulerConfig
+from lsray.voice_backends import VoiceBackend
 
 FORMAT_VERSION = 1
 
@@ -170,10 +171,6 @@ class LCMStudentConfig(BaseModel):
         if not 0.0 <= lo <= hi:
             raise ValueError(f"lcm.guidance_range must be 0 <= low <= high, got {self.guidance_range}")
         return self
-
-
-VoiceBackend = Literal["off", "builtin", "openvoice", "freevc", "knnvc", "xtts"]
-VOICE_BACKENDS: tuple[str, ...] = ("off", "builtin", "openvoice", "freevc", "knnvc", "xtts")
 
 
 class VoiceDefaults(BaseModel):

@@ -9,7 +9,7 @@ from pathlib import Path
 from typing import get_args
 
 from lsray.demo import DEMO_BUNDLE, DEMO_SYNCNET
-from lsray.pipeline.options import VoiceBackend  # pydantic only: `lsray --help` must not import torch
+from lsray.voice_backends import VoiceBackend  # `lsray --help` must not import torch
 
 
 def demo_args(p: argparse.ArgumentParser) -> None:

@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lsray.errors import LsrayError
 from lsray.resolution import Resolution
+from lsray.voice_backends import COQUI_BACKENDS, VoiceBackend
 
 if TYPE_CHECKING:
     from lsray.bundle.config import AnchorSampling, BundleConfig
@@ -26,9 +27,6 @@ SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
 SamplerKind = Literal["ddim", "lcm", "dpmsolver"]
 #: DPM-Solver++'s step count when a clip asks for it without --steps (upstream users run 8-12).
 DPM_SOLVER_STEPS = 10
-VoiceBackend = Literal["off", "builtin", "openvoice", "freevc", "knnvc", "xtts"]
-#: Voice backends that load weights from a model folder (builtin needs none).
-COQUI_BACKENDS = frozenset({"openvoice", "freevc", "knnvc", "xtts"})
 
 
 class OptionError(LsrayError):

@@ -14,12 +14,11 @@ from __future__ import annotations
 
 from lsray.voice.base import VoiceConversionError, VoiceConverter, VoiceExtraMissingError, fit_length, resample
 from lsray.voice.builtin import SpeakerStats, WorldConverter, speaker_stats
-from lsray.voice.factory import KINDS, make_converter
+from lsray.voice.factory import make_converter
 from lsray.voice.reference import NotEnoughSpeechError, ReferenceClip, cut_reference, load_reference
 from lsray.voice.similarity import speaker_embedding, speaker_similarity
 
 __all__ = [
-    "KINDS",
     "NotEnoughSpeechError",
     "ReferenceClip",
     "SpeakerStats",

@@ -3,15 +3,13 @@
 from __future__ import annotations
 
 from pathlib import Path
-from typing import Any, Literal
+from typing import Any
 
 from lsray.voice.base import VoiceConversionError, VoiceConverter
-
-ConverterKind = Literal["builtin", "openvoice", "freevc", "knnvc", "xtts"]
-KINDS: tuple[str, ...] = ("builtin", "openvoice", "freevc", "knnvc", "xtts")
+from lsray.voice_backends import CONVERTERS
 
 
-def make_converter(kind: ConverterKind = "builtin", model_dir: str | Path | None = None, device: Any = None,
+def make_converter(kind: str = "builtin", model_dir: str | Path | None = None, device: Any = None,
                    **kw: Any) -> VoiceConverter:
     """Build a converter. ``builtin`` needs no weights; the Coqui kinds load ``model_dir``
     (see :mod:`lsray.voice.coqui` for each folder's files) and import ``TTS`` only now.
@@ -24,8 +22,8 @@ def make_converter(kind: ConverterKind = "builtin", model_dir: str | Path | None
         from lsray.voice.builtin import WorldConverter
 
         return WorldConverter(**kw)
-    if kind_l not in KINDS:
-        raise VoiceConversionError(f"unknown voice converter {kind!r}; choose one of {', '.join(KINDS)}")
+    if kind_l not in CONVERTERS:
+        raise VoiceConversionError(f"unknown voice converter {kind!r}; choose one of {', '.join(CONVERTERS)}")
     from lsray.voice import coqui  # lazy: pulls in torch + TTS only when asked for
 
     cls = {"openvoice": coqui.OpenVoiceConverter, "freevc": coqui.FreeVCConverter,
