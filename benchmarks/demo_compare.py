@@ -32,10 +32,12 @@ PAIRED = [("mouth_psnr", "mouth PSNR dB"), ("mouth_sharpness", "sharpness"), ("l
 
 def per_clip(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     """clip id -> the PAIRED values of one run (None where a clip was not scored)."""
+    from lsray.demo.report import lse_c_margin
+
     out = {}
     for c in run["clips"]:
         m = c.get("metrics") or {}
-        margin = None if m.get("lse_c") is None or c.get("lse_c_unsynced") is None else m["lse_c"] - c["lse_c_unsynced"]
+        margin = lse_c_margin(m.get("lse_c"), c.get("lse_c_unsynced"))
         out[c["clip_id"]] = {**{k: m.get(k) for k, _ in PAIRED}, "lse_c_margin": margin}
     return out
 

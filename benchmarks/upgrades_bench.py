@@ -96,7 +96,7 @@ def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict
             "boundary_jump", "seconds_per_frame", "bilabial_hit", "bilabial_hit_keep_source", "bilabial_frames",
             "labiodental_hit", "labiodental_frames", "open_vowel")
     # per clip, for the paired comparisons against the reference (PAIRED)
-    per_clip = [{"clip_id": r.clip.clip_id, **{k: r.metrics.get(k) for k, _ in PAIRED}, "lse_c_margin": _margin(r)}
+    per_clip = [{"clip_id": r.clip.clip_id, **{k: r.metrics.get(k) for k, _ in PAIRED}, "lse_c_margin": r.lse_c_margin}
                 for r in scored]
     return {**{k: s.get(k) for k in keep}, "per_clip": per_clip}
 
@@ -104,13 +104,6 @@ def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict
 #: What each variant is compared with the reference on, clip by clip (key, README header).
 PAIRED = [("mouth_psnr", "mouth PSNR dB"), ("lse_c_margin", "LSE-C over another clip's audio"),
           ("bilabial_hit", "bilabial hit"), ("open_vowel", "open vowel")]
-
-
-def _margin(row) -> float | None:
-    """LSE-C with the clip's dub minus with another clip's: sync the scorer credits to this audio."""
-    if row.metrics.get("lse_c") is None or row.lse_c_unsynced is None:
-        return None
-    return row.metrics["lse_c"] - row.lse_c_unsynced
 
 
 def paired_table(rows: list[dict[str, Any]]) -> str:

@@ -28,6 +28,12 @@ if TYPE_CHECKING:
     from lsray.eval.stats import PairedDifference
 
 
+def lse_c_margin(lse_c: float | None, unsynced: float | None) -> float | None:
+    """LSE-C with the clip's own dub minus with another clip's: the sync the scorer credits to
+    this audio rather than to any talking mouth (None where either was not scored)."""
+    return None if lse_c is None or unsynced is None else lse_c - unsynced
+
+
 @dataclass
 class DemoRow:
     clip: DemoClip
@@ -44,6 +50,10 @@ class DemoRow:
     # to the on-screen speaker, as the voice stage measured them (None: not converted)
     speaker_similarity: float | None = None
     similarity_before: float | None = None
+
+    @property
+    def lse_c_margin(self) -> float | None:
+        return lse_c_margin(self.metrics.get("lse_c"), self.lse_c_unsynced)
 
 
 def sync_faces(frames: np.ndarray, fallback_boxes) -> np.ndarray:
