@@ -23,11 +23,12 @@ def unet(tiny_bundle):
     return load_bundle(tiny_bundle, device="cpu", lazy=True).unet
 
 
-def _cond(seed: int = 0) -> tuple[torch.Tensor, WindowConditioning]:
+def _cond(seed: int = 0, audio_dim: int = 384) -> tuple[torch.Tensor, WindowConditioning]:
     g = torch.Generator().manual_seed(seed)
     cond = WindowConditioning(
         mask=torch.zeros(1, 1, FRAMES, H, H), masked=torch.randn(1, 4, FRAMES, H, H, generator=g),
-        ref=torch.randn(1, 4, FRAMES, H, H, generator=g), audio=torch.randn(FRAMES, 20, 384, generator=g) * 0.5,
+        ref=torch.randn(1, 4, FRAMES, H, H, generator=g),
+        audio=torch.randn(FRAMES, 20, audio_dim, generator=g) * 0.5,
     )
     return initial_noise(1, FRAMES, H, H, generator=g), cond
 
@@ -61,14 +62,18 @@ def test_bundle_precision_setting(tiny_bundle):
 
 
 @pytest.mark.slow
-def test_compiled_unet_samples_what_eager_samples(tiny_bundle, unet):
+def test_compiled_unet_samples_what_eager_samples(tmp_path):
     """``compile_unet`` (``dub-one --compile``, the batch and Serve ``compile_unet`` settings):
     the bundle's UNet runs under torch.compile, keeps its attributes, and samples the same window
-    as eager up to float reordering."""
-    compiled = load_bundle(tiny_bundle, device="cpu", lazy=True, compile_unet=True).unet
+    as eager up to float reordering. (The smallest bundle: compiling is most of this test's time.)"""
+    from lsray.train.tiny import make_tiny_bundle
+
+    bundle = make_tiny_bundle(tmp_path / "tiny")
+    unet = load_bundle(bundle, device="cpu", lazy=True).unet
+    compiled = load_bundle(bundle, device="cpu", lazy=True, compile_unet=True).unet
     assert compiled._compiled_call_impl is not None  # the call goes through torch.compile
     assert compiled.dtype == torch.float32 and compiled.config == unet.config
-    noise, cond = _cond(3)
+    noise, cond = _cond(3, audio_dim=unet.config.cross_attention_dim)
     eager = denoise_window(unet, noise.clone(), cond, sampler="ddim", steps=2, guidance=1.5)
     fast = denoise_window(compiled, noise.clone(), cond, sampler="ddim", steps=2, guidance=1.5)
     assert _rel(fast, eager) < 1e-4
