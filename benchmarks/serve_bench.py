@@ -49,6 +49,9 @@ def percentile(xs: list[float], q: float) -> float:
 
 
 def make_inputs(root: Path, bundle: str | None) -> tuple[str, Path, Path]:
+    """``bundle``: a folder, ``None`` for the tiny test bundle (the parity fixtures' UNet at 256 px,
+    whose compute alone is ~5 s for this clip on 2 cores) or ``"smallest"`` for
+    :func:`lsray.train.tiny.make_tiny_bundle` (a 0.6 M-parameter UNet: what is left is the fixed cost)."""
     sys.path.insert(0, str(REPO / "tests"))
     from talking import write_dub, write_face_clip
 
@@ -57,6 +60,10 @@ def make_inputs(root: Path, bundle: str | None) -> tuple[str, Path, Path]:
         from conftest import parity_root
 
         bundle = str(make_tiny_bundle(root / "tiny", parity_root()))
+    elif bundle == "smallest":
+        from lsray.train.tiny import make_tiny_bundle as make_smallest_bundle
+
+        bundle = str(make_smallest_bundle(root / "smallest"))
     video = write_face_clip(root / "clip.mp4", frames=50)
     audio = write_dub(root / "dub.wav", 2.0)
     return bundle, video, audio
@@ -100,7 +107,8 @@ def run_level(url: str, video: Path, audio: Path, options: dict, concurrency: in
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("--bundle", help="model bundle (default: build the tiny test bundle from the parity fixtures)")
+    p.add_argument("--bundle", help="model bundle folder, or 'smallest' (lsray.train.tiny's 0.6 M-parameter UNet: the "
+                                    "fixed cost); default: build the tiny test bundle from the parity fixtures")
     p.add_argument("--steps", type=int, default=1)
     p.add_argument("--latency-requests", type=int, default=4)
     p.add_argument("--levels", default="1,4,16", help="concurrency levels")
@@ -136,7 +144,7 @@ def main(argv: list[str] | None = None) -> int:
     port = free_port()
     deploy.init_local_ray(num_cpus=args.num_cpus)
     figures: dict = {"clip": {"seconds": 2.0, "frames": 50, "size": "320x240", "fps": 25}, "steps": args.steps,
-                     "guidance": 1.0, "bundle": "tiny test bundle" if args.bundle is None else bundle, "device": "cpu",
+                     "guidance": 1.0, "bundle": "tiny test bundle" if args.bundle is None else args.bundle, "device": "cpu",
                      "cpu_count": os.cpu_count()}
     try:
         t0 = time.perf_counter()
@@ -189,7 +197,7 @@ def main(argv: list[str] | None = None) -> int:
         serve.shutdown()
         ray.shutdown()
 
-    print(f"\nlsray serve benchmark: 2 s clip (50 frames 320x240), tiny bundle, CPU, steps={args.steps}, guidance 1.0")
+    print(f"\nlsray serve benchmark: 2 s clip (50 frames 320x240), bundle {figures['bundle']}, CPU, steps={args.steps}, guidance 1.0")
     if "latency" in figures:
         print(f"  latency (sequential, n={figures['latency']['n']}): p50 {figures['latency']['p50_s']:.2f} s   "
               f"p95 {figures['latency']['p95_s']:.2f} s")

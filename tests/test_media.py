@@ -125,6 +125,22 @@ def test_iter_frames_scales_down_to_a_height(clip2997):
     assert scaled_size(info, 48) == scaled_size(info, 1000) == (64, 48)
 
 
+def test_iter_frames_crops_exactly_what_a_full_decode_shows(clip2997):
+    """``crop``: the region is cut before the RGB conversion and equals the full frame's pixels
+    there, for a segment too; odd or outside regions are refused before ffmpeg starts."""
+    full = np.stack([f.rgb for f in iter_frames(clip2997)])  # (30, 48, 64, 3)
+    for x, y, w, h in [(10, 6, 32, 20), (0, 0, 64, 48), (40, 30, 24, 18)]:
+        part = np.stack([f.rgb for f in iter_frames(clip2997, crop=(x, y, w, h))])
+        np.testing.assert_array_equal(part, full[:, y:y + h, x:x + w])
+    seg = np.stack([f.rgb for f in iter_frames(clip2997, start=12, limit=5, crop=(10, 6, 32, 20))])
+    np.testing.assert_array_equal(seg, full[12:17, 6:26, 10:42])
+    for bad in [(1, 0, 32, 20), (0, 0, 33, 20), (40, 30, 26, 18), (-2, 0, 8, 8)]:
+        with pytest.raises(ValueError, match="even region inside the 64x48 frame"):
+            next(iter_frames(clip2997, crop=bad))
+    with pytest.raises(ValueError, match="exclusive"):
+        next(iter_frames(clip2997, crop=(0, 0, 8, 8), height=24))
+
+
 def test_iter_frames_segment_matches_full_decode(clip_dir):
     clip = make_clip(clip_dir / "seg.mp4", fps="30000/1001", duration=3.0, audio_rate=None)
     full = [f.rgb for f in iter_frames(clip)]

@@ -124,6 +124,38 @@ def test_faces_tracked_on_downscaled_frames_land_on_source_pixels(tmp_path):
     np.testing.assert_array_equal(picked, half)
 
 
+@pytest.mark.parametrize("mode", ["video", "loop"])
+def test_shards_decode_only_the_face_box_yet_align_as_a_full_decode(flow, tmp_path, mode):
+    """The shard step cuts, before the RGB conversion, just the box its alignment reads: the
+    crops and affines equal aligning full decoded frames, bit for bit, with frames without a face
+    and a source map that repeats frames (loop); a shard without a face decodes nothing."""
+    from lsray.face import FaceAligner, read_box
+    from lsray.pipeline.frames import face_frames, source_frames
+
+    video = write_face_clip(tmp_path / "src.mp4", frames=40, size=(640, 480), blank_frames={3, 4, 30})
+    audio = write_dub(tmp_path / "dub.wav", 2.4)
+    spec = ClipSpec("box", str(video), str(audio), str(tmp_path / "o.mp4"),
+                    DubOptions(**FAST, sync_mode=mode, segment_seconds=0.64))
+    plan = flow.prepare(spec)
+    shards = list(flow.shard(plan))
+    aligner = FaceAligner(plan.resolution, smoothing_radius=0)
+    for shard in shards:
+        assert shard.has_face.sum() > 0
+        src = plan.timeline.source_index(np.arange(shard.start, shard.stop))
+        x, y, w, h = read_box(plan.points[src[shard.has_face]], plan.resolution, (640, 480))
+        assert w * h < 0.6 * 640 * 480  # the face's box, not the frame
+        crops = np.zeros_like(shard.crops)
+        affines = np.zeros_like(shard.affines)
+        for i, j, rgb in source_frames(plan, shard.start, shard.stop):  # whole frames
+            if shard.has_face[i - shard.start]:
+                a = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j)
+                crops[i - shard.start], affines[i - shard.start] = a.crop, a.affine
+        np.testing.assert_array_equal(shard.crops, crops)
+        np.testing.assert_array_equal(shard.affines, affines)
+    nothing = np.zeros(16, bool)
+    assert list(face_frames(plan, 0, 16, nothing)) == []
+
+
 def test_timeline_maps_output_to_source_frames():
     bounce = make_timeline("bounce", Fraction(25), 4, 10 / 25)
     assert bounce.source_index(np.arange(10)).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]

@@ -98,6 +98,32 @@ def alignment_affine(points: np.ndarray, resolution: int) -> np.ndarray:
     return (_resize_affine(upstream_face_size(resolution), resolution) @ m)[:2]
 
 
+def read_box(points: np.ndarray, resolution: int, frame_wh: tuple[int, int],
+             margin: int = 8) -> tuple[int, int, int, int] | None:
+    """The even ``(x, y, width, height)`` box of a ``frame_wh`` frame that aligning faces with
+    these ``(N, 3, 2)`` points reads, ``margin`` px wider (bilinear taps, chroma upsampling); None
+    when no box of even size fits (an odd frame size: decode whole frames) or there are no points.
+
+    A decoder that cuts this box before converting to RGB does a fraction of a full frame's
+    work, and the crops warped from it are the full frame's bit for bit."""
+    w, h = frame_wh
+    points = np.asarray(points, np.float64).reshape(-1, 3, 2)
+    if len(points) == 0 or w % 2 or h % 2:
+        return None
+    s = resolution
+    corners = np.array([[0.0, 0.0], [s, 0.0], [0.0, s], [s, s]])
+    lo, hi = np.array([np.inf, np.inf]), np.array([-np.inf, -np.inf])
+    for p in np.unique(points, axis=0):
+        inv = cv2.invertAffineTransform(alignment_affine(p, s))
+        quad = corners @ inv[:, :2].T + inv[:, 2]  # (4, 2) the crop's corners in frame pixels
+        lo, hi = np.minimum(lo, quad.min(0)), np.maximum(hi, quad.max(0))
+    # a face wholly outside the frame still gets a 2 x 2 box (its warp reads only the border value)
+    x0, y0 = (min(size - 2, max(0, int(np.floor(v)) - margin)) // 2 * 2 for v, size in zip(lo, (w, h)))
+    x1, y1 = (max(start + 2, min(size, int(np.ceil(v)) + margin + 1)) for v, size, start in zip(hi, (w, h), (x0, y0)))
+    x1, y1 = x1 + x1 % 2, y1 + y1 % 2  # <= the (even) frame size
+    return x0, y0, x1 - x0, y1 - y0
+
+
 def smooth_points(points: np.ndarray, frame_indices: list[int] | np.ndarray, radius: int = 2) -> np.ndarray:
     """Centred Gaussian average of (N, 3, 2) points over +-radius frames, within contiguous runs.
 

@@ -20,7 +20,7 @@ from lsray.errors import MediaError
 from lsray.face import FaceAligner, FaceTracker, load_sidecar, select_speaker, smooth_points, track_from_sidecar
 from lsray.media import iter_frames, probe_audio, probe_video, read_audio_16k
 from lsray.media.decode import scaled_size
-from lsray.pipeline.frames import source_frames
+from lsray.pipeline.frames import face_frames
 from lsray.pipeline.options import ClipSettings
 from lsray.pipeline.records import ClipPlan, ClipShard, ClipSpec, Keyframes
 from lsray.pipeline.timeline import make_timeline
@@ -118,10 +118,9 @@ class ShardStage:
             crops = np.zeros((n, s, s, 3), np.uint8)
             affines = np.zeros((n, 2, 3), np.float32)
             face = clip.has_face[start:stop].copy()
-            for i, j, rgb in source_frames(plan, start, stop):
-                if face[i - start]:
-                    aligned = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j)
-                    crops[i - start], affines[i - start] = aligned.crop, aligned.affine
+            for i, j, rgb in face_frames(plan, start, stop, face):
+                aligned = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j)
+                crops[i - start], affines[i - start] = aligned.crop, aligned.affine
             yield ClipShard(
                 plan=plan, index=k, count=len(bounds), start=start, stop=stop, crops=crops, affines=affines,
                 has_face=face, mouth_weight=clip.weights[start:stop], wave=clip.slice(np.arange(start, stop)),
@@ -142,9 +141,10 @@ class ShardStage:
         crops = np.zeros((len(frames), s, s, 3), np.uint8)
         face = clip.has_face[frames]
         aligner = FaceAligner(s, smoothing_radius=0)
-        for i, j, rgb in source_frames(plan, 0, int(frames[-1]) + 1):
-            if i % stride == 0 and face[i // stride]:
-                crops[i // stride] = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j).crop
+        wanted = np.zeros(int(frames[-1]) + 1, bool)
+        wanted[frames[face]] = True
+        for i, j, rgb in face_frames(plan, 0, len(wanted), wanted):
+            crops[i // stride] = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j).crop
         return Keyframes(plan=plan, stride=stride, frames=frames, crops=crops, has_face=face,
                          mouth_weight=clip.weights[frames], wave=clip.slice(frames), mel_max=clip.mel_max,
                          phoneme_stats=clip.stats, timings={"face": time.perf_counter() - t0})
