@@ -125,6 +125,21 @@ def test_iter_frames_scales_down_to_a_height(clip2997):
     assert scaled_size(info, 48) == scaled_size(info, 1000) == (64, 48)
 
 
+def test_colour_tags_are_read_from_the_stream_summary():
+    """ffmpeg prints one name when matrix, primaries and transfer agree, else all three."""
+    from lsray.media import VideoColor
+
+    parse = VideoColor.parse
+    assert parse("h264 (High) (avc1 / 0x31637661), yuv420p(tv, bt709, progressive), 1920x1080") == \
+        VideoColor("tv", "bt709", "bt709", "bt709")
+    hdr = parse("hevc (Main 10), yuv420p10le(tv, bt2020nc/bt2020/smpte2084, progressive), 3840x2160")
+    assert hdr == VideoColor("tv", "bt2020nc", "bt2020", "smpte2084") and hdr.scale_matrix == "bt2020"
+    jpeg = parse("mjpeg (Baseline), yuvj420p(pc, bt470bg/unknown/unknown), 640x480")
+    assert jpeg == VideoColor("pc", "bt470bg", None, None) and jpeg.frame_params() == {"range": "pc", "colorspace": "bt470bg"}
+    assert parse("h264 (High), yuv420p(progressive), 320x240") == VideoColor() == parse("rawvideo, rgb24, 64x48")
+    assert VideoColor().scale_matrix is None and VideoColor().frame_params() == {}
+
+
 def test_iter_frames_crops_exactly_what_a_full_decode_shows(clip2997):
     """``crop``: the region is cut before the RGB conversion and equals the full frame's pixels
     there, for a segment too; odd or outside regions are refused before ffmpeg starts."""

@@ -156,6 +156,41 @@ def test_shards_decode_only_the_face_box_yet_align_as_a_full_decode(flow, tmp_pa
     assert list(face_frames(plan, 0, 16, nothing)) == []
 
 
+def test_a_bt709_source_keeps_its_colours_and_tags(flow, tmp_path):
+    """HD sources are tagged BT.709 and ffmpeg decodes them to RGB with that matrix; the dub is
+    encoded back with the same matrix and range and carries the source's tags, so the YUV samples
+    of every untouched pixel stay the source's (the untagged BT.601 encode used before moved this
+    saturated band's luma samples by 9 levels: a colour shift in any player that reads HD as BT.709)."""
+    import subprocess
+
+    from lsray.media import VideoColor, VideoWriter, ffmpeg_exe, probe
+
+    bt709 = VideoColor("tv", "bt709", "bt709", "bt709")
+    yy, xx = np.mgrid[0:60, 0:320]
+    band = np.stack([xx * 255 // 319, 255 - yy * 4, (xx + 3 * yy) * 255 // 496], -1).astype(np.uint8)
+    video = tmp_path / "hd.mp4"
+    with VideoWriter(video, 25, crf=12, preset="ultrafast", color=bt709) as writer:
+        for i in range(32):
+            frame = face_frame(i)
+            frame[:60] = band  # saturated colours well away from the face
+            writer.write(frame)
+    assert probe(video).color == bt709
+    audio = write_dub(tmp_path / "dub.wav", 32 / 25)
+    result, out = dub(flow, tmp_path, video, audio)
+    assert result.status == "done"
+    assert probe(out).color == bt709  # through render, the segments' join and the mux
+
+    def yuv(path: Path) -> np.ndarray:
+        raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(path), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+                             stdout=subprocess.PIPE, check=True).stdout
+        return np.frombuffer(raw, np.uint8).reshape(-1, 360, 320).astype(np.float32)
+
+    src, dubbed = yuv(video), yuv(out)
+    luma, chroma = np.abs(src[:, 2:58] - dubbed[:, 2:58]), np.abs(src[:, 241:254] - dubbed[:, 241:254])  # the band's rows
+    print(f"band: luma {luma.mean():.2f}, chroma {chroma.mean():.2f} levels from the source")
+    assert luma.mean() < 1.5 and chroma.mean() < 1.5
+
+
 def test_timeline_maps_output_to_source_frames():
     bounce = make_timeline("bounce", Fraction(25), 4, 10 / 25)
     assert bounce.source_index(np.arange(10)).tolist() == [0, 1, 2, 3, 2, 1, 0, 1, 2, 3]

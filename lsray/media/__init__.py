@@ -6,6 +6,7 @@ and the problem; outputs are written atomically. No Ray imports.
 """
 
 from lsray.media.atomic import atomic_output, partial_path
+from lsray.media.color import VideoColor
 from lsray.media.decode import (
     ANALYSIS_SAMPLE_RATE,
     Frame,
@@ -39,6 +40,7 @@ __all__ = [
     "STANDARD_FRAME_RATES",
     "Frame",
     "MediaInfo",
+    "VideoColor",
     "VideoWriter",
     "atomic_output",
     "audio_sample_rate",

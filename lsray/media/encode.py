@@ -34,6 +34,7 @@ import numpy as np
 from lsray.errors import MediaError
 from lsray.media import ffmpeg_process
 from lsray.media.atomic import atomic_output, partial_path, remove_quietly
+from lsray.media.color import VideoColor
 from lsray.media.ffmpeg_process import compile_args, last_line, media_path, run, stop
 from lsray.media.probe import MIN_FRAME_SIDE, MediaInfo, exact_frame_rate, probe_audio, probe_video
 
@@ -113,6 +114,9 @@ class VideoWriter:
 
     The frame size is taken from the first frame (or ``size=(width, height)``); every frame
     must match it. ``audio`` is probed up front, so a bad audio file fails before any encoding.
+    ``color``: the colour tags of the video the frames were decoded from (``probe(...).color``):
+    RGB goes back to YUV with the matrix and range ffmpeg decoded it with, and the output carries
+    the same tags, so untouched pixels keep their colour in every player; None: BT.601, untagged.
     Memory: frames are piped to ffmpeg one at a time; nothing is buffered here.
     """
 
@@ -127,6 +131,7 @@ class VideoWriter:
         audio_duration: float | None = None,
         audio_bitrate: str = DEFAULT_AUDIO_BITRATE,
         size: tuple[int, int] | None = None,
+        color: VideoColor | None = None,
     ) -> None:
         self.path = Path(path)
         # A float such as 29.97 means the standard 30000/1001, not 2997/100.
@@ -139,6 +144,7 @@ class VideoWriter:
         self.audio_duration = audio_duration
         self.audio_bitrate = audio_bitrate
         self.size = size  # input (width, height)
+        self.color = color or VideoColor()
         self.output_size: tuple[int, int] | None = None
         self.frames_written = 0
         self._stack: contextlib.ExitStack | None = None
@@ -171,8 +177,13 @@ class VideoWriter:
             raise MediaError(self.path, f"frame too small ({width}x{height}) to encode")
         self.size, self.output_size = (width, height), (out_w, out_h)
         stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=str(self.fps))
-        if (out_w, out_h) != (width, height):
-            stream = stream.filter("scale", out_w, out_h)
+        matrix = {"out_color_matrix": self.color.scale_matrix} if self.color.scale_matrix else {}
+        if self.color.range:
+            matrix["out_range"] = self.color.range
+        if (out_w, out_h) != (width, height) or matrix:
+            stream = stream.filter("scale", out_w, out_h, **matrix)
+        if self.color.frame_params():
+            stream = stream.filter("setparams", **self.color.frame_params())
         stream = stream.output(
             media_path(self._video_tmp),
             vcodec="libx264",

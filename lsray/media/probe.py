@@ -28,6 +28,7 @@ from fractions import Fraction
 from pathlib import Path
 
 from lsray.errors import MediaError
+from lsray.media.color import VideoColor
 from lsray.media.ffmpeg_process import ffmpeg_exe, media_path, run
 
 STANDARD_FRAME_RATES: tuple[Fraction, ...] = (
@@ -83,6 +84,7 @@ class MediaInfo:
     audio_codec: str | None = None
     audio_sample_rate: int | None = None
     audio_channels: int | None = None
+    color: VideoColor = VideoColor()  # the video's colour tags (what ffmpeg decodes it to RGB with)
 
     @property
     def frame_size(self) -> tuple[int, int] | None:
@@ -177,6 +179,7 @@ def probe(path: str | Path) -> MediaInfo:
         kind, desc = sm.groups()
         if kind == "Video" and not video and "(attached pic)" not in desc:
             video["codec"] = desc.split(",")[0].split(" ")[0]
+            video["color"] = VideoColor.parse(desc)
             size = re.search(r", (\d+)x(\d+)[ ,\[]|, (\d+)x(\d+)$", desc)
             if size:
                 groups = [g for g in size.groups() if g is not None]
@@ -245,6 +248,7 @@ def probe(path: str | Path) -> MediaInfo:
         audio_codec=audio.get("codec"),
         audio_sample_rate=audio.get("sample_rate"),
         audio_channels=audio.get("channels"),
+        color=video.get("color", VideoColor()),
     )
 
 

@@ -84,7 +84,7 @@ class PrepareStage:
             points=points, resolution=settings.resolution, track=spec.audio,
             staging=staging, warnings=list(timeline.warnings),
             faces_found=int(np.isfinite(points[:, 0, 0]).sum()),
-            timings={"face": time.perf_counter() - t0},
+            timings={"face": time.perf_counter() - t0}, color=video.color,
         )
 
 

@@ -15,6 +15,7 @@ from typing import Literal
 
 import numpy as np
 
+from lsray.media.color import VideoColor
 from lsray.audio.mel import WaveSlice
 from lsray.pipeline.options import ClipSettings, DubOptions
 from lsray.pipeline.timeline import Timeline
@@ -65,6 +66,7 @@ class ClipPlan:
     # Resemblyzer cosine of the dub to the on-screen speaker, before / after voice conversion.
     similarity_before: float | None = None
     speaker_similarity: float | None = None
+    color: VideoColor = VideoColor()  # the source's colour tags: render encodes back with them
 
     @property
     def clip_id(self) -> str:

@@ -42,7 +42,7 @@ class RenderStage:
         blender = self._blender(shard.crops.shape[1])
         path = Path(path)
         path.parent.mkdir(parents=True, exist_ok=True)
-        with VideoWriter(path, plan.fps, crf=plan.spec.options.crf, preset=self.preset) as writer:
+        with VideoWriter(path, plan.fps, crf=plan.spec.options.crf, preset=self.preset, color=plan.color) as writer:
             for i, _, rgb in source_frames(plan, shard.start, shard.stop):
                 k = i - shard.start
                 w = float(shard.mouth_weight[k])
