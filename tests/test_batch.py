@@ -325,9 +325,12 @@ def test_200_row_catalog_with_5_percent_broken_rows(ray_cluster, media, tmp_path
     assert outcome.summary.counts["done"] == 190
 
 
-def _kill_while_working(job_id: str, stage: str, clip_id: str | None, stop: threading.Event, kills: list[int]) -> None:
+def _kill_while_working(job_id: str, stage: str, clip_id: str | None, stop: threading.Event, kills: list[int],
+                        max_attempts: int | None = None) -> None:
     """Kill (SIGKILL) the process of every ``stage`` unit of ``clip_id`` (any clip: None) the
-    job's ledger sees running, until ``stop``: a worker that dies under that clip every time."""
+    job's ledger sees running, until ``stop``: a worker that dies under that clip every time.
+    An attempt past ``max_attempts`` is left alone: it only reports the unit given up (it is on
+    the ledger for a moment, and killing it would kill a healthy worker)."""
     import signal
 
     import ray
@@ -341,7 +344,8 @@ def _kill_while_working(job_id: str, stage: str, clip_id: str | None, stop: thre
         except Exception:  # noqa: BLE001 - not created yet, or the job is over
             continue
         for unit in running:
-            if (clip_id is None or unit["clip_id"] == clip_id) and unit["pid"] not in kills:
+            working = max_attempts is None or unit["attempt"] <= max_attempts
+            if (clip_id is None or unit["clip_id"] == clip_id) and unit["pid"] not in kills and working:
                 try:
                     os.kill(unit["pid"], signal.SIGKILL)
                     kills.append(unit["pid"])
@@ -365,7 +369,7 @@ def test_a_clip_that_kills_its_worker_every_time_is_reported_and_the_job_goes_on
     spec = _spec(catalog, str(out), ray_cluster, job_id="poison")
     spec.config = load_batch_config(overrides={**TEST_STAGES, "max_attempts": 2})
     stop, kills = threading.Event(), []
-    killer = threading.Thread(target=_kill_while_working, args=("poison", "render", "poison", stop, kills), daemon=True)
+    killer = threading.Thread(target=_kill_while_working, args=("poison", "render", "poison", stop, kills, 2), daemon=True)
     killer.start()
     try:
         outcome = run_job(spec)

@@ -66,8 +66,9 @@ class AttemptLedger:
         return out
 
     def running_units(self, stage: str | None = None) -> list[dict[str, Any]]:
-        return [{"stage": s, "clip_id": c, "unit": u, **info} for (s, c, u), info in self.running.items()
-                if stage is None or s == stage]
+        """Units started and not finished: stage, clip_id, unit, pid, node_id and which attempt."""
+        return [{"stage": s, "clip_id": c, "unit": u, "attempt": self.starts[(s, c, u)], **info}
+                for (s, c, u), info in self.running.items() if stage is None or s == stage]
 
     def retries(self) -> dict[str, dict[str, int]]:
         """clip_id -> {stage: re-attempts}."""
