@@ -11,6 +11,7 @@ import pytest
 
 from faces import astronaut, blank, head_motion, two_faces
 from lsray.errors import LsrayError, MissingWeightError
+from lsray.media.color import VideoColor, yuv_planes
 from lsray.face import (
     FaceAligner,
     FaceBlender,
@@ -162,6 +163,49 @@ def test_pixels_outside_feathered_mask_are_bit_identical(detector, landmarker, i
     assert np.array_equal(out[alpha == 0], frame[alpha == 0])
     assert (out[alpha > 0.99] != frame[alpha > 0.99]).any(axis=-1).mean() > 0.9  # the inside did change
     assert not grown[:60].any() and grown.sum() < 0.2 * grown.size  # eyes and background untouched
+
+
+@pytest.mark.parametrize("color", [VideoColor(), VideoColor("tv", "bt709"), VideoColor("pc", "bt709")])
+def test_pasting_in_yuv_is_the_rgb_paste_without_touching_other_samples(detector, landmarker, inpaint_mask, color):
+    """``paste_yuv`` on an I420 frame: outside the warped alpha every Y, U and V sample is the
+    frame's own; inside, converted to RGB the way ffmpeg decodes that matrix and range, it is
+    the RGB paste up to rounding and 4:2:0 chroma."""
+    frame = astronaut()  # 512 x 512: whole chroma samples
+    track = FaceTracker(detector, landmarker, keyframe_interval=1).track([frame]).tracks[0]
+    face = next(iter(FaceAligner(256).align_track([frame], track))).face
+    blender = FaceBlender(256, region=regenerated_region(inpaint_mask))
+    crop = cv2.GaussianBlur(np.random.default_rng(2).integers(0, 256, (256, 256, 3), dtype=np.uint8), (9, 9), 4)
+    ycc = color.rgb_to_yuv(frame)
+    h, w = frame.shape[:2]
+    i420 = np.concatenate([np.rint(ycc[..., 0]).reshape(-1), np.rint(ycc[..., 1].reshape(h // 2, 2, w // 2, 2).mean((1, 3))).reshape(-1),
+                           np.rint(ycc[..., 2].reshape(h // 2, 2, w // 2, 2).mean((1, 3))).reshape(-1)]).astype(np.uint8).reshape(-1, w)
+    out = blender.paste_yuv(i420, crop, face.affine, color)
+    alpha = blender.frame_alpha(face.affine, frame.shape)
+    y, u, v = yuv_planes(out)
+    y0, u0, v0 = yuv_planes(i420)
+    assert np.array_equal(y[alpha == 0], y0[alpha == 0])
+    untouched = alpha.reshape(h // 2, 2, w // 2, 2).max((1, 3)) == 0
+    assert np.array_equal(u[untouched], u0[untouched]) and np.array_equal(v[untouched], v0[untouched])
+    assert (y != y0).mean() < 0.2 and (y[alpha > 0.99] != y0[alpha > 0.99]).mean() > 0.9
+
+    def as_rgb(planes: np.ndarray) -> np.ndarray:  # the matrix's inverse, chroma repeated 2 x 2
+        yy, uu, vv = (p.astype(np.float64) for p in yuv_planes(planes))
+        uu, vv = (np.repeat(np.repeat(p, 2, 0), 2, 1) for p in (uu, vv))
+        kr, kb = (0.2126, 0.0722) if color.space == "bt709" else (0.299, 0.114)
+        if color.range == "pc":
+            yn, cb, cr = yy / 255, (uu - 128) / 255, (vv - 128) / 255
+        else:
+            yn, cb, cr = (yy - 16) / 219, (uu - 128) / 224, (vv - 128) / 224
+        r, b = yn + 2 * (1 - kr) * cr, yn + 2 * (1 - kb) * cb
+        g = (yn - kr * r - kb * b) / (1 - kr - kb)
+        return np.clip(np.stack([r, g, b], -1) * 255, 0, 255)
+
+    want = blender.paste(frame, crop, face.affine).astype(np.float64)
+    inside = alpha > 0.5
+    err = np.abs(as_rgb(out) - want)[inside]
+    base = np.abs(as_rgb(i420) - frame)[inside]  # what 4:2:0 alone costs these pixels
+    print(f"{color}: |yuv paste - rgb paste| {err.mean():.2f} (4:2:0 of the frame alone {base.mean():.2f})")
+    assert err.mean() < base.mean() + 1.5
 
 
 def test_no_face_frames_pass_through_and_are_counted(detector, landmarker):

@@ -156,6 +156,38 @@ def test_iter_frames_crops_exactly_what_a_full_decode_shows(clip2997):
         next(iter_frames(clip2997, crop=(0, 0, 8, 8), height=24))
 
 
+def test_yuv420p_frames_go_from_decoder_to_encoder_unconverted(clip2997, tmp_path):
+    """``pix_fmt="yuv420p"``: I420 planes as the stream holds them (a segment too), and a writer
+    in that format encodes them as they are (lossless here: only the codec could change them)."""
+    import subprocess
+
+    from lsray.media import VideoColor, ffmpeg_exe
+    from lsray.media.color import yuv_planes
+
+    planes = np.stack([f.rgb for f in iter_frames(clip2997, pix_fmt="yuv420p")])  # (30, 72, 64)
+    raw = subprocess.run([ffmpeg_exe(), "-v", "error", "-i", str(clip2997), "-f", "rawvideo", "-pix_fmt", "yuv420p", "-"],
+                         stdout=subprocess.PIPE, check=True).stdout
+    np.testing.assert_array_equal(planes, np.frombuffer(raw, np.uint8).reshape(30, 72, 64))
+    seg = np.stack([f.rgb for f in iter_frames(clip2997, start=12, limit=5, pix_fmt="yuv420p")])
+    np.testing.assert_array_equal(seg, planes[12:17])
+    y, u, v = yuv_planes(planes[3])
+    assert y.shape == (48, 64) and u.shape == v.shape == (24, 32) and np.shares_memory(y, planes[3])
+
+    out = tmp_path / "same.mp4"
+    bt709 = VideoColor("tv", "bt709", "bt709", "bt709")
+    with VideoWriter(out, Fraction(30000, 1001), crf=0, preset="ultrafast", color=bt709, pix_fmt="yuv420p") as writer:
+        for frame in planes:
+            writer.write(frame)
+    assert probe(out).color == bt709
+    np.testing.assert_array_equal(np.stack([f.rgb for f in iter_frames(out, pix_fmt="yuv420p")]), planes)
+    with VideoWriter(tmp_path / "bad.mp4", 25, pix_fmt="yuv420p") as writer:
+        with pytest.raises(ValueError, match="I420"):
+            writer.write(np.zeros((48, 64, 3), np.uint8))
+        writer.write(planes[0])
+    with pytest.raises(ValueError, match="even size"):
+        next(iter_frames(clip2997, height=21, pix_fmt="yuv420p"))
+
+
 def test_iter_frames_segment_matches_full_decode(clip_dir):
     clip = make_clip(clip_dir / "seg.mp4", fps="30000/1001", duration=3.0, audio_rate=None)
     full = [f.rgb for f in iter_frames(clip)]

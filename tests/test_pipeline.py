@@ -156,7 +156,8 @@ def test_shards_decode_only_the_face_box_yet_align_as_a_full_decode(flow, tmp_pa
     assert list(face_frames(plan, 0, 16, nothing)) == []
 
 
-def test_a_bt709_source_keeps_its_colours_and_tags(flow, tmp_path):
+@pytest.mark.parametrize("rng", ["tv", "pc"])
+def test_a_bt709_source_keeps_its_colours_and_tags(flow, tmp_path, rng):
     """HD sources are tagged BT.709 and ffmpeg decodes them to RGB with that matrix; the dub is
     encoded back with the same matrix and range and carries the source's tags, so the YUV samples
     of every untouched pixel stay the source's (the untagged BT.601 encode used before moved this
@@ -165,7 +166,7 @@ def test_a_bt709_source_keeps_its_colours_and_tags(flow, tmp_path):
 
     from lsray.media import VideoColor, VideoWriter, ffmpeg_exe, probe
 
-    bt709 = VideoColor("tv", "bt709", "bt709", "bt709")
+    bt709 = VideoColor(rng, "bt709", "bt709", "bt709")
     yy, xx = np.mgrid[0:60, 0:320]
     band = np.stack([xx * 255 // 319, 255 - yy * 4, (xx + 3 * yy) * 255 // 496], -1).astype(np.uint8)
     video = tmp_path / "hd.mp4"
@@ -189,6 +190,28 @@ def test_a_bt709_source_keeps_its_colours_and_tags(flow, tmp_path):
     luma, chroma = np.abs(src[:, 2:58] - dubbed[:, 2:58]), np.abs(src[:, 241:254] - dubbed[:, 241:254])  # the band's rows
     print(f"band: luma {luma.mean():.2f}, chroma {chroma.mean():.2f} levels from the source")
     assert luma.mean() < 1.5 and chroma.mean() < 1.5
+
+
+def test_an_odd_sized_source_is_dubbed_through_rgb(flow, tmp_path):
+    """4:2:0 needs even sizes, so a 321 x 241 source (4:4:4 here) is pasted in RGB and encoded at
+    an even size; its mouth changes and the rest of the frame is the source scaled alike."""
+    import subprocess
+
+    from lsray.media import ffmpeg_exe
+
+    frames = np.stack([face_frame(i, (321, 241)) for i in range(24)])
+    video = tmp_path / "odd.mp4"
+    subprocess.run([ffmpeg_exe(), "-v", "error", "-f", "rawvideo", "-pix_fmt", "rgb24", "-s", "321x241", "-r", "25",
+                    "-i", "pipe:", "-c:v", "libx264", "-qp", "0", "-pix_fmt", "yuv444p", str(video)],
+                   input=frames.tobytes(), check=True)
+    result, out = dub(flow, tmp_path, video, write_dub(tmp_path / "dub.wav", 24 / 25))
+    assert result.status == "done" and result.no_face_frames == 0
+    assert probe(out).frame_size in ((320, 240), (322, 242))
+    dubbed, source = frames_of(out), reencoded(frames_of(video), tmp_path / "same.mp4")  # scaled alike
+    diff = np.abs(dubbed - source).max(axis=-1)  # (frames, h, w)
+    print(f"top rows {diff[:, :60].mean():.2f}, changed pixels per frame {(diff > 30).sum() / len(diff):.0f}")
+    assert diff[:, :60].mean() < 3  # the forehead and background stay
+    assert (diff > 30).sum() / len(diff) > 200  # the mouth changed
 
 
 def test_timeline_maps_output_to_source_frames():

@@ -13,6 +13,8 @@ from __future__ import annotations
 import cv2
 import numpy as np
 
+from lsray.media.color import VideoColor, yuv_planes
+
 
 def feathered_alpha(region: np.ndarray, feather: int | None = None) -> np.ndarray:
     """(S, S) float32 soft alpha that is 0 outside `region` (> 0.5) and ramps up inside it."""
@@ -95,4 +97,38 @@ class FaceBlender:
         blended = np.clip(np.rint(a * face[inside] + (1.0 - a) * orig), 0, 255).astype(np.uint8)
         window = out[y0:y1, x0:x1]
         window[inside] = blended
+        return out
+
+    def paste_yuv(self, frame: np.ndarray, crop: np.ndarray, affine: np.ndarray, color: VideoColor) -> np.ndarray:
+        """:meth:`paste` on a (3H/2, W) I420 frame, whose pixels never go through RGB: the warped
+        crop is converted to Y, Cb, Cr with the source's own matrix and range (``color``) and
+        blended there (blending is linear, so this is the RGB blend), chroma as the 2 x 2 mean of
+        the full-resolution blend. Every pixel outside the alpha keeps its exact samples."""
+        if crop.shape[:2] != (self.resolution, self.resolution):
+            raise ValueError(f"crop must be {self.resolution}x{self.resolution}, got {crop.shape}")
+        out = frame.copy()
+        height, width = frame.shape[0] * 2 // 3, frame.shape[1]
+        roi = self._roi(affine, (height, width))
+        if roi is None:
+            return out
+        x0, y0, x1, y1 = roi
+        x0, y0, x1, y1 = x0 - x0 % 2, y0 - y0 % 2, x1 + x1 % 2, y1 + y1 % 2  # whole chroma samples
+        roi = (x0, y0, x1, y1)
+        alpha = self._warp(self.alpha, affine, roi, cv2.INTER_LINEAR)  # (h, w)
+        inside = alpha > 0
+        if not inside.any():
+            return out
+        face = color.rgb_to_yuv(self._warp(crop, affine, roi, cv2.INTER_LINEAR))  # (h, w, 3) Y, Cb, Cr
+        luma, cb, cr = yuv_planes(out)
+        window = luma[y0:y1, x0:x1]
+        blended = alpha * face[..., 0] + (1.0 - alpha) * window
+        window[inside] = np.clip(np.rint(blended[inside]), 0, 255).astype(np.uint8)
+        half = ((x1 - x0) // 2, (y1 - y0) // 2)  # INTER_AREA at exactly 1/2: the mean of each 2 x 2 block
+        mean_alpha = cv2.resize(alpha, half, interpolation=cv2.INTER_AREA)  # (h/2, w/2)
+        touched = mean_alpha > 0
+        weighted = cv2.resize(alpha[..., None] * face[..., 1:], half, interpolation=cv2.INTER_AREA)  # (h/2, w/2, 2)
+        for plane, k in ((cb, 0), (cr, 1)):
+            window = plane[y0 // 2:y1 // 2, x0 // 2:x1 // 2]
+            blended = weighted[..., k] + (1.0 - mean_alpha) * window
+            window[touched] = np.clip(np.rint(blended[touched]), 0, 255).astype(np.uint8)
         return out

@@ -6,7 +6,7 @@ and the problem; outputs are written atomically. No Ray imports.
 """
 
 from lsray.media.atomic import atomic_output, partial_path
-from lsray.media.color import VideoColor
+from lsray.media.color import VideoColor, yuv_planes
 from lsray.media.decode import (
     ANALYSIS_SAMPLE_RATE,
     Frame,
@@ -59,4 +59,5 @@ __all__ = [
     "read_audio_16k",
     "read_audio_native",
     "write_video",
+    "yuv_planes",
 ]

@@ -12,11 +12,16 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+import numpy as np
+
 #: The matrix names ffmpeg prints for a stream -> the name its ``scale`` filter takes for that
 #: matrix (``out_color_matrix``); matrices missing here (YCgCo, RGB) are left to ffmpeg's default.
 _SCALE_MATRIX = {"bt709": "bt709", "bt470bg": "bt470", "smpte170m": "smpte170m", "smpte240m": "smpte240m",
                  "bt2020nc": "bt2020", "bt2020c": "bt2020", "fcc": "fcc"}
 _RANGES = {"tv", "pc"}
+#: (Kr, Kb) of each matrix, by its ``scale`` name; ffmpeg's default (no or another tag) is BT.601.
+_LUMA_WEIGHTS = {"bt709": (0.2126, 0.0722), "bt470": (0.299, 0.114), "smpte170m": (0.299, 0.114),
+                 "smpte240m": (0.212, 0.087), "bt2020": (0.2627, 0.0593), "fcc": (0.30, 0.11), None: (0.299, 0.114)}
 
 
 @dataclass(frozen=True)
@@ -51,9 +56,32 @@ class VideoColor:
         """The matrix's name for ffmpeg's ``scale`` filter, or None (ffmpeg's default, BT.601)."""
         return _SCALE_MATRIX.get(self.space or "")
 
+    def rgb_to_yuv(self, rgb: np.ndarray) -> np.ndarray:
+        """(..., 3) RGB 0-255 -> (..., 3) float32 Y, Cb, Cr samples in this video's matrix and range:
+        the inverse of the conversion ffmpeg decodes it to RGB with (a pixel pasted in YUV then
+        decodes to the RGB it was given, up to rounding)."""
+        kr, kb = _LUMA_WEIGHTS[self.scale_matrix]
+        x = np.asarray(rgb, np.float32) / 255.0
+        y = kr * x[..., 0] + (1.0 - kr - kb) * x[..., 1] + kb * x[..., 2]
+        cb, cr = (x[..., 2] - y) / (2.0 * (1.0 - kb)), (x[..., 0] - y) / (2.0 * (1.0 - kr))
+        luma, chroma = (255.0, 255.0) if self.range == "pc" else (219.0, 224.0)
+        offset = 0.0 if self.range == "pc" else 16.0
+        return np.stack([offset + luma * y, 128.0 + chroma * cb, 128.0 + chroma * cr], -1).astype(np.float32)
+
     def frame_params(self) -> dict[str, str]:
         """``setparams`` options that tag frames with these colours (only the stated ones); the
         encoder writes the frames' tags into the stream."""
         tags = {"range": self.range, "colorspace": self.space if self.scale_matrix else None,
                 "color_primaries": self.primaries, "color_trc": self.transfer}
         return {k: v for k, v in tags.items() if v}
+
+
+def yuv_planes(frame: np.ndarray) -> tuple[np.ndarray, np.ndarray, np.ndarray]:
+    """Views of the Y (H, W), U and V (H/2, W/2) planes of a (3H/2, W) I420 frame
+    (``iter_frames(..., pix_fmt="yuv420p")``); writing to them writes the frame."""
+    rows, width = frame.shape
+    height = rows * 2 // 3
+    flat = frame.reshape(-1)
+    n = height * width
+    return (flat[:n].reshape(height, width), flat[n:n + n // 4].reshape(height // 2, width // 2),
+            flat[n + n // 4:].reshape(height // 2, width // 2))

@@ -54,7 +54,7 @@ class Frame(NamedTuple):
 
     index: int
     time: float
-    rgb: np.ndarray  # (H, W, 3) uint8, writable, owned by the caller
+    rgb: np.ndarray  # (H, W, 3) uint8, writable, owned by the caller; (3H/2, W) I420 planes if asked for yuv420p
 
 
 def _corruption(stderr: str) -> str | None:
@@ -82,6 +82,7 @@ def iter_frames(
     info: MediaInfo | None = None,
     height: int | None = None,
     crop: tuple[int, int, int, int] | None = None,
+    pix_fmt: str = "rgb24",
 ) -> Iterator[Frame]:
     """Yield frames ``start, start+1, ...`` (at most ``limit``) of ``path`` as RGB uint8 arrays.
 
@@ -97,6 +98,9 @@ def iter_frames(
         crop: ``(x, y, width, height)`` in source pixels, all even: yield only that region. It is
             cut before the RGB conversion, which (with the pipe) is most of a 1080p decode's
             cost; its pixels equal the same region of the full frame. Not with ``height``.
+        pix_fmt: ``"rgb24"`` or ``"yuv420p"``: the frame's Y, U and V planes one after the other
+            in a (3H/2, W) array (:func:`lsray.media.yuv_planes` views them), no RGB conversion
+            at all; the frame's width and height must be even.
 
     Each frame is a fresh array (not a reused buffer), so callers may keep or modify it; memory
     is bounded by what the caller keeps. Closing the generator early stops ffmpeg.
@@ -123,7 +127,12 @@ def iter_frames(
             raise ValueError(f"crop {crop} is not an even region inside the {info.width}x{info.height} frame")
     else:
         width, height = scaled_size(info, height)
-    frame_bytes = width * height * 3
+    if pix_fmt not in ("rgb24", "yuv420p"):
+        raise ValueError(f"pix_fmt must be rgb24 or yuv420p, got {pix_fmt!r}")
+    if pix_fmt == "yuv420p" and (width % 2 or height % 2):
+        raise ValueError(f"yuv420p frames need an even size, got {width}x{height}")
+    shape = (height, width, 3) if pix_fmt == "rgb24" else (height * 3 // 2, width)
+    frame_bytes = width * height * 3 // (1 if pix_fmt == "rgb24" else 2)
 
     # -copyts -start_at_zero keeps timestamps relative to the file's start even after a seek,
     # so fps=...:start_time=0 lays the output grid at i/rate for every segment alike, and trim
@@ -140,7 +149,7 @@ def iter_frames(
         stream = stream.filter("crop", width, height, crop[0], crop[1], exact=1)
     elif (width, height) != (info.width, info.height):
         stream = stream.filter("scale", width, height, flags="area")
-    out_kwargs = {"format": "rawvideo", "pix_fmt": "rgb24", "fps_mode": "passthrough"}
+    out_kwargs = {"format": "rawvideo", "pix_fmt": pix_fmt, "fps_mode": "passthrough"}
     if limit is not None:
         out_kwargs["frames:v"] = limit
     args = compile_args(stream.output("pipe:", **out_kwargs), (*QUIET_ARGS, "-copyts", "-start_at_zero"))
@@ -161,8 +170,8 @@ def iter_frames(
                 break
             if got < frame_bytes:
                 raise MediaError(path, f"corrupt or truncated video (incomplete frame {index})")
-            rgb = np.frombuffer(buf, dtype=np.uint8).reshape(height, width, 3)
-            yield Frame(index, float(index / rate), rgb)
+            pixels = np.frombuffer(buf, dtype=np.uint8).reshape(shape)
+            yield Frame(index, float(index / rate), pixels)
             index += 1
         code = proc.wait()
         err = stderr.text()

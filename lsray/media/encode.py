@@ -117,6 +117,8 @@ class VideoWriter:
     ``color``: the colour tags of the video the frames were decoded from (``probe(...).color``):
     RGB goes back to YUV with the matrix and range ffmpeg decoded it with, and the output carries
     the same tags, so untouched pixels keep their colour in every player; None: BT.601, untagged.
+    ``pix_fmt="yuv420p"``: frames are (3H/2, W) I420 planes in that video's colours (even sizes),
+    encoded as they are: no conversion, so untouched pixels keep their exact samples.
     Memory: frames are piped to ffmpeg one at a time; nothing is buffered here.
     """
 
@@ -132,6 +134,7 @@ class VideoWriter:
         audio_bitrate: str = DEFAULT_AUDIO_BITRATE,
         size: tuple[int, int] | None = None,
         color: VideoColor | None = None,
+        pix_fmt: str = "rgb24",
     ) -> None:
         self.path = Path(path)
         # A float such as 29.97 means the standard 30000/1001, not 2997/100.
@@ -145,6 +148,9 @@ class VideoWriter:
         self.audio_bitrate = audio_bitrate
         self.size = size  # input (width, height)
         self.color = color or VideoColor()
+        if pix_fmt not in ("rgb24", "yuv420p"):
+            raise ValueError(f"pix_fmt must be rgb24 or yuv420p, got {pix_fmt!r}")
+        self.pix_fmt = pix_fmt
         self.output_size: tuple[int, int] | None = None
         self.frames_written = 0
         self._stack: contextlib.ExitStack | None = None
@@ -176,10 +182,12 @@ class VideoWriter:
         if out_w < MIN_FRAME_SIDE or out_h < MIN_FRAME_SIDE:
             raise MediaError(self.path, f"frame too small ({width}x{height}) to encode")
         self.size, self.output_size = (width, height), (out_w, out_h)
-        stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt="rgb24", s=f"{width}x{height}", framerate=str(self.fps))
+        stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt=self.pix_fmt, s=f"{width}x{height}", framerate=str(self.fps))
         matrix = {"out_color_matrix": self.color.scale_matrix} if self.color.scale_matrix else {}
         if self.color.range:
             matrix["out_range"] = self.color.range
+        if self.pix_fmt == "yuv420p":  # already the output's samples (even size, the source's colours)
+            matrix = {}
         if (out_w, out_h) != (width, height) or matrix:
             stream = stream.filter("scale", out_w, out_h, **matrix)
         if self.color.frame_params():
@@ -197,15 +205,17 @@ class VideoWriter:
         self._proc, self._stderr = ffmpeg_process.start(compile_args(stream), stdin=True)
 
     def write(self, rgb: np.ndarray) -> None:
-        """Append one (H, W, 3) uint8 RGB frame."""
+        """Append one (H, W, 3) uint8 RGB frame (a (3H/2, W) I420 one with ``pix_fmt="yuv420p"``)."""
         if self._stack is None:
             raise RuntimeError("VideoWriter.write() outside its `with` block")
-        if not isinstance(rgb, np.ndarray) or rgb.dtype != np.uint8 or rgb.ndim != 3 or rgb.shape[2] != 3:
-            raise ValueError(
-                f"frames must be (H, W, 3) uint8 RGB arrays, got {getattr(rgb, 'shape', type(rgb))} "
-                f"{getattr(rgb, 'dtype', '')}"
-            )
-        height, width = rgb.shape[:2]
+        yuv = self.pix_fmt == "yuv420p"
+        shaped = isinstance(rgb, np.ndarray) and (
+            rgb.ndim == 2 and rgb.shape[0] % 3 == 0 and rgb.shape[0] * 2 // 3 % 2 == 0 and rgb.shape[1] % 2 == 0
+            if yuv else rgb.ndim == 3 and rgb.shape[2] == 3)
+        if not shaped or rgb.dtype != np.uint8:
+            kind = "(3H/2, W) uint8 I420 arrays of even H and W" if yuv else "(H, W, 3) uint8 RGB arrays"
+            raise ValueError(f"frames must be {kind}, got {getattr(rgb, 'shape', type(rgb))} {getattr(rgb, 'dtype', '')}")
+        height, width = (rgb.shape[0] * 2 // 3, rgb.shape[1]) if yuv else rgb.shape[:2]
         if self._proc is None:
             if self.size is not None and self.size != (width, height):
                 raise ValueError(f"frame size {width}x{height} differs from size={self.size}")

@@ -16,10 +16,11 @@ from lsray.media import iter_frames
 from lsray.pipeline.records import ClipPlan
 
 
-def source_frames(plan: ClipPlan, start: int, stop: int,
-                  region: tuple[int, int, int, int] | None = None) -> Iterator[tuple[int, int, np.ndarray]]:
+def source_frames(plan: ClipPlan, start: int, stop: int, region: tuple[int, int, int, int] | None = None,
+                  pix_fmt: str = "rgb24") -> Iterator[tuple[int, int, np.ndarray]]:
     """Yield ``(output index, source index, rgb)`` for output frames ``[start, stop)``, in order;
-    ``rgb`` is only ``region`` (x, y, width, height: even source pixels) of each frame if given."""
+    ``rgb`` is only ``region`` (x, y, width, height: even source pixels) of each frame if given,
+    and I420 planes with ``pix_fmt="yuv420p"`` (:func:`lsray.media.iter_frames`)."""
     src = plan.timeline.source_index(np.arange(start, stop))
     if len(src) == 0:
         return
@@ -28,7 +29,7 @@ def source_frames(plan: ClipPlan, start: int, stop: int,
     kept: dict[int, np.ndarray] = {}
     monotonic = bool(np.all(np.diff(src) >= 0))
     out = start
-    for frame in iter_frames(plan.spec.video, start=lo, limit=hi - lo + 1, fps=plan.fps, crop=region):
+    for frame in iter_frames(plan.spec.video, start=lo, limit=hi - lo + 1, fps=plan.fps, crop=region, pix_fmt=pix_fmt):
         if frame.index in wanted:
             kept[frame.index] = frame.rgb
         if monotonic:  # stream out as soon as possible: one frame alive at a time
