@@ -78,20 +78,32 @@ class FaceBlender:
             borderMode=cv2.BORDER_CONSTANT, borderValue=0,
         )
 
-    def paste(self, frame: np.ndarray, crop: np.ndarray, affine: np.ndarray) -> np.ndarray:
-        """A new frame: `crop` (S, S, 3) uint8 pasted through the alpha; `affine` is frame -> crop."""
+    def _warped(self, crop: np.ndarray, affine: np.ndarray, frame_hw: tuple[int, int],
+                even: bool = False) -> tuple[tuple[int, int, int, int], np.ndarray, np.ndarray] | None:
+        """``(roi, alpha, face)``: the frame window the alpha touches (``even``: grown to whole 4:2:0
+        chroma samples) with the alpha (h, w) and ``crop`` (h, w, 3) float32 warped into it; None
+        where the alpha touches no pixel of the frame."""
         if crop.shape[:2] != (self.resolution, self.resolution):
             raise ValueError(f"crop must be {self.resolution}x{self.resolution}, got {crop.shape}")
-        out = frame.copy()
-        roi = self._roi(affine, frame.shape)
+        roi = self._roi(affine, frame_hw)
         if roi is None:
-            return out
-        x0, y0, x1, y1 = roi
+            return None
+        if even:  # within the (even) frame: _roi clips to it
+            x0, y0, x1, y1 = roi
+            roi = (x0 - x0 % 2, y0 - y0 % 2, x1 + x1 % 2, y1 + y1 % 2)
         alpha = self._warp(self.alpha, affine, roi, cv2.INTER_LINEAR)
-        face = self._warp(crop, affine, roi, cv2.INTER_LINEAR).astype(np.float32)
-        inside = alpha > 0
-        if not inside.any():
+        if not (alpha > 0).any():
+            return None
+        return roi, alpha, self._warp(crop, affine, roi, cv2.INTER_LINEAR).astype(np.float32)
+
+    def paste(self, frame: np.ndarray, crop: np.ndarray, affine: np.ndarray) -> np.ndarray:
+        """A new frame: `crop` (S, S, 3) uint8 pasted through the alpha; `affine` is frame -> crop."""
+        out = frame.copy()
+        warped = self._warped(crop, affine, frame.shape[:2])
+        if warped is None:
             return out
+        (x0, y0, x1, y1), alpha, face = warped
+        inside = alpha > 0
         a = alpha[inside][:, None]
         orig = out[y0:y1, x0:x1][inside].astype(np.float32)
         blended = np.clip(np.rint(a * face[inside] + (1.0 - a) * orig), 0, 255).astype(np.uint8)
@@ -104,21 +116,13 @@ class FaceBlender:
         crop is converted to Y, Cb, Cr with the source's own matrix and range (``color``) and
         blended there (blending is linear, so this is the RGB blend), chroma as the 2 x 2 mean of
         the full-resolution blend. Every pixel outside the alpha keeps its exact samples."""
-        if crop.shape[:2] != (self.resolution, self.resolution):
-            raise ValueError(f"crop must be {self.resolution}x{self.resolution}, got {crop.shape}")
         out = frame.copy()
-        height, width = frame.shape[0] * 2 // 3, frame.shape[1]
-        roi = self._roi(affine, (height, width))
-        if roi is None:
+        warped = self._warped(crop, affine, (frame.shape[0] * 2 // 3, frame.shape[1]), even=True)
+        if warped is None:
             return out
-        x0, y0, x1, y1 = roi
-        x0, y0, x1, y1 = x0 - x0 % 2, y0 - y0 % 2, x1 + x1 % 2, y1 + y1 % 2  # whole chroma samples
-        roi = (x0, y0, x1, y1)
-        alpha = self._warp(self.alpha, affine, roi, cv2.INTER_LINEAR)  # (h, w)
+        (x0, y0, x1, y1), alpha, face = warped
         inside = alpha > 0
-        if not inside.any():
-            return out
-        face = color.rgb_to_yuv(self._warp(crop, affine, roi, cv2.INTER_LINEAR))  # (h, w, 3) Y, Cb, Cr
+        face = color.rgb_to_yuv(face)  # (h, w, 3) Y, Cb, Cr
         luma, cb, cr = yuv_planes(out)
         window = luma[y0:y1, x0:x1]
         blended = alpha * face[..., 0] + (1.0 - alpha) * window

@@ -183,11 +183,9 @@ class VideoWriter:
             raise MediaError(self.path, f"frame too small ({width}x{height}) to encode")
         self.size, self.output_size = (width, height), (out_w, out_h)
         stream = ffmpeg.input("pipe:", format="rawvideo", pix_fmt=self.pix_fmt, s=f"{width}x{height}", framerate=str(self.fps))
-        matrix = {"out_color_matrix": self.color.scale_matrix} if self.color.scale_matrix else {}
-        if self.color.range:
-            matrix["out_range"] = self.color.range
-        if self.pix_fmt == "yuv420p":  # already the output's samples (even size, the source's colours)
-            matrix = {}
+        matrix = {}  # RGB -> YUV as the source was decoded; yuv420p frames already are its samples
+        if self.pix_fmt == "rgb24":
+            matrix = {k: v for k, v in (("out_color_matrix", self.color.scale_matrix), ("out_range", self.color.range)) if v}
         if (out_w, out_h) != (width, height) or matrix:
             stream = stream.filter("scale", out_w, out_h, **matrix)
         if self.color.frame_params():

@@ -62,14 +62,11 @@ def face_frames(plan: ClipPlan, start: int, stop: int, wanted: np.ndarray) -> It
     src = plan.timeline.source_index(span)
     box = read_box(plan.points[src], plan.resolution, (plan.width, plan.height))
     lo, hi = int(span[0]), int(span[-1]) + 1  # decode only as far as the wanted frames reach
-    if box is None:
-        for i, j, rgb in source_frames(plan, lo, hi):
-            if wanted[i - start]:
-                yield i, j, rgb
-        return
-    x, y, w, h = box
-    canvas = np.zeros((plan.height, plan.width, 3), np.uint8)
+    canvas = None if box is None else np.zeros((plan.height, plan.width, 3), np.uint8)  # None: whole frames
     for i, j, rgb in source_frames(plan, lo, hi, box):
         if wanted[i - start]:
-            canvas[y:y + h, x:x + w] = rgb
-            yield i, j, canvas
+            if canvas is not None:
+                x, y, w, h = box
+                canvas[y:y + h, x:x + w] = rgb
+                rgb = canvas
+            yield i, j, rgb

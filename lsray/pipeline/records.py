@@ -15,8 +15,8 @@ from typing import Literal
 
 import numpy as np
 
-from lsray.media.color import VideoColor
 from lsray.audio.mel import WaveSlice
+from lsray.media.color import VideoColor
 from lsray.pipeline.options import ClipSettings, DubOptions
 from lsray.pipeline.timeline import Timeline
 
