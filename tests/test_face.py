@@ -89,6 +89,37 @@ def test_tracking_follows_head_and_detects_only_on_keyframes(detector, landmarke
     assert max(widths) / min(widths) < 1.1  # the box does not inflate between keyframes
 
 
+def test_tracking_reads_the_luma_plane_and_converts_only_what_the_detector_sees(detector, landmarker, motion, monkeypatch):
+    """From I420 planes (what prepare decodes) the tracker follows the same head as from RGB: the
+    flow runs on the Y plane and ``to_rgb`` is called for the keyframes alone. The flow reads only
+    the region around the points, which gives the whole frame's result."""
+    import lsray.face.track as track_module
+
+    frames, _ = motion
+    planes = [cv2.cvtColor(f, cv2.COLOR_RGB2YUV_I420) for f in frames]  # BT.601 limited: untagged
+    converted: list[int] = []
+
+    def to_rgb(p: np.ndarray) -> np.ndarray:
+        converted.append(1)
+        return VideoColor().yuv_to_rgb(p)
+
+    def points(result) -> np.ndarray:
+        assert len(result.tracks) == 1 and result.num_no_face == 0
+        return result.tracks[0].points_array()  # (20, 3, 2)
+
+    from_rgb = points(FaceTracker(detector, landmarker, keyframe_interval=5).track(frames))
+    from_planes = FaceTracker(detector, landmarker, keyframe_interval=5).track(planes, to_rgb=to_rgb)
+    assert len(converted) == from_planes.detector_calls == 4 and from_planes.frame_shape == frames[0].shape[:2]
+    assert np.abs(points(from_planes) - from_rgb).max() < 1.0  # px, on a ~100 px face
+
+    h, w = frames[0].shape[:2]
+    x0, y0, x1, y1 = track_module._flow_region(from_rgb[0], (h, w))
+    assert x0 % 8 == 0 and y0 % 8 == 0 and (x1 - x0) * (y1 - y0) < 0.6 * h * w  # less than the frame
+    monkeypatch.setattr(track_module, "_FLOW_MARGIN", 10**6)  # every region is the whole frame
+    whole = points(FaceTracker(detector, landmarker, keyframe_interval=5).track(frames))
+    assert np.abs(whole - from_rgb).max() < 0.01
+
+
 def test_alignment_template_and_sizes():
     assert upstream_face_size(256) == (210, 280) and upstream_face_size(512) == (420, 560)
     pts = template_points(256)

@@ -188,6 +188,35 @@ def test_yuv420p_frames_go_from_decoder_to_encoder_unconverted(clip2997, tmp_pat
         next(iter_frames(clip2997, height=21, pix_fmt="yuv420p"))
 
 
+@pytest.mark.parametrize("color", [("", ""), ("tv", "bt709"), ("pc", "bt709"), ("pc", "bt470bg"), ("tv", "bt2020nc")],
+                         ids=lambda c: "-".join(c) or "untagged")
+def test_yuv_planes_convert_to_the_rgb_ffmpeg_decodes(color, tmp_path):
+    """``VideoColor.yuv_to_rgb`` of a frame's I420 planes is the RGB ffmpeg decodes the stream to,
+    with the stream's own matrix and range, up to rounding (the face tracker shows its detector
+    the frames it looks at converted this way)."""
+    from faces import astronaut
+
+    from lsray.media import VideoColor
+
+    rng, space = color
+    tags = VideoColor(rng or None, space or None, None, None)
+    out = tmp_path / "photo.mp4"
+    with VideoWriter(out, 25, crf=12, preset="ultrafast", color=tags) as writer:
+        for shift in range(3):
+            writer.write(np.roll(astronaut(), 7 * shift, axis=1))
+    info = probe(out)
+    assert info.color.range == tags.range and info.color.scale_matrix == tags.scale_matrix
+    ffmpeg_rgb = np.stack([f.rgb for f in iter_frames(out, info=info)]).astype(np.int16)
+    ours = np.stack([info.color.yuv_to_rgb(f.rgb) for f in iter_frames(out, info=info, pix_fmt="yuv420p")])
+    assert ours.shape == ffmpeg_rgb.shape and ours.dtype == np.uint8
+    diff = np.abs(ours - ffmpeg_rgb)
+    assert diff.mean() < 1.2 and diff.max() <= 3, (diff.mean(), diff.max())  # measured: 0.6-1.1, 2-3
+    if tags.space == "bt709":  # the matrix matters: BT.601's is further off on this photo
+        other = VideoColor(tags.range, None, None, None)
+        wrong = np.abs(np.stack([other.yuv_to_rgb(f.rgb) for f in iter_frames(out, info=info, pix_fmt="yuv420p")]) - ffmpeg_rgb)
+        assert wrong.mean() > diff.mean() + 0.5 and np.percentile(wrong, 99) > np.percentile(diff, 99) + 2
+
+
 def test_iter_frames_segment_matches_full_decode(clip_dir):
     clip = make_clip(clip_dir / "seg.mp4", fps="30000/1001", duration=3.0, audio_rate=None)
     full = [f.rgb for f in iter_frames(clip)]

@@ -17,7 +17,7 @@ mouth-opening value, about 100 bytes per face per frame.
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Iterable
+from typing import Callable, Iterable
 
 import cv2
 import numpy as np
@@ -110,6 +110,22 @@ _LK_PARAMS = dict(
     criteria=(cv2.TERM_CRITERIA_EPS | cv2.TERM_CRITERIA_COUNT, 20, 0.03),
 )
 
+#: The flow reads only the points' bounding box plus this margin (whole frame pixels), cut at a
+#: multiple of ``_PYRAMID_STEP`` so every pyramid level samples the same pixels as the whole
+#: frame's. The margin covers the search window's reach at the coarsest level (10 px x 8) twice
+#: over, so the result is the whole frame's (tested) at a fraction of its pyramid-building cost.
+_PYRAMID_STEP = 2 ** _LK_PARAMS["maxLevel"]
+_FLOW_MARGIN = 2 * (_LK_PARAMS["winSize"][0] // 2) * _PYRAMID_STEP
+
+
+def _flow_region(points: np.ndarray, shape: tuple[int, int]) -> tuple[int, int, int, int]:
+    """(x0, y0, x1, y1) of the frame the flow of ``points`` (N, 2) needs to read."""
+    h, w = shape
+    lo = np.floor(points.min(axis=0)) - _FLOW_MARGIN
+    hi = np.ceil(points.max(axis=0)) + _FLOW_MARGIN
+    x0, y0 = (max(0, int(v) // _PYRAMID_STEP * _PYRAMID_STEP) for v in lo)
+    return x0, y0, min(w, max(x0 + 1, int(hi[0]))), min(h, max(y0 + 1, int(hi[1])))
+
 
 def _move_box(box: FaceBox, m: np.ndarray, shape: tuple[int, int]) -> FaceBox:
     """Moves the box centre by `m` and scales it by m's scale; rotation is ignored on purpose
@@ -185,13 +201,17 @@ class FaceTracker:
 
     def _flow(self, live: _Live, prev_gray: np.ndarray, gray: np.ndarray) -> bool:
         """Moves one live track to the current frame; False if the flow lost it."""
-        p0 = live.subset.reshape(-1, 1, 2)
-        p1, status, _ = cv2.calcOpticalFlowPyrLK(prev_gray, gray, p0, None, **_LK_PARAMS)
-        if p1 is None:
+        x0, y0, x1, y1 = _flow_region(live.subset, gray.shape[:2])
+        a, b = prev_gray[y0:y1, x0:x1], gray[y0:y1, x0:x1]
+        origin = np.array([x0, y0], np.float32)
+        q0 = (live.subset - origin).reshape(-1, 1, 2)  # region pixels
+        q1, status, _ = cv2.calcOpticalFlowPyrLK(a, b, q0, None, **_LK_PARAMS)
+        if q1 is None:
             return False
         # Forward-backward check: a point that does not come back to where it started is noise.
-        p0r, status_b, _ = cv2.calcOpticalFlowPyrLK(gray, prev_gray, p1, None, **_LK_PARAMS)
-        fb = np.linalg.norm((p0r - p0).reshape(-1, 2), axis=1)
+        q0r, status_b, _ = cv2.calcOpticalFlowPyrLK(b, a, q1, None, **_LK_PARAMS)
+        fb = np.linalg.norm((q0r - q0).reshape(-1, 2), axis=1)
+        p0, p1 = live.subset.reshape(-1, 1, 2), q1 + origin  # frame pixels
         good = (status.ravel() == 1) & (status_b.ravel() == 1) & (fb < 1.0)
         if good.sum() < self.min_flow_points:
             return False
@@ -206,8 +226,16 @@ class FaceTracker:
         live.box = _move_box(live.box, m, gray.shape[:2])
         return live.box.area > 0
 
-    def track(self, frames: Iterable[np.ndarray]) -> TrackingResult:
-        """One pass over the stream; frames are dropped as soon as the next one arrives."""
+    def track(
+        self, frames: Iterable[np.ndarray], to_rgb: Callable[[np.ndarray], np.ndarray] | None = None
+    ) -> TrackingResult:
+        """One pass over the stream; frames are dropped as soon as the next one arrives.
+
+        ``frames`` are (H, W, 3) RGB; or, with ``to_rgb``, (3H/2, W) I420 planes: the flow follows
+        their Y plane and ``to_rgb`` makes RGB only of the frames the detector and mesh see (every
+        K-th, or each one while no face is followed). Decoding to planes skips ffmpeg's RGB
+        conversion of every frame, about half of a 1080p clip's tracking cost.
+        """
         tracks: list[FaceTrack] = []
         live: list[_Live] = []
         no_face: list[int] = []
@@ -217,14 +245,17 @@ class FaceTracker:
         n = 0
         for i, frame in enumerate(frames):
             n = i + 1
-            shape = frame.shape[:2]
-            gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            if to_rgb is None:
+                gray = cv2.cvtColor(frame, cv2.COLOR_RGB2GRAY)
+            else:
+                gray = frame[: frame.shape[0] * 2 // 3]  # the Y plane, (H, W)
+            shape = gray.shape
             if prev_gray is not None and prev_gray.shape == gray.shape:
                 live = [lv for lv in live if self._flow(lv, prev_gray, gray)]
             else:
                 live = []
             if i % self.keyframe_interval == 0 or not live:  # search every frame while nothing is followed
-                live = self._link(live, self._observe(frame), tracks)
+                live = self._link(live, self._observe(frame if to_rgb is None else to_rgb(frame)), tracks)
             for lv in live:
                 pts = align_points_from_subset(lv.subset.astype(np.float64))
                 lv.track.append(i, lv.box, pts, mouth_open_from_subset(lv.subset.astype(np.float64)))
