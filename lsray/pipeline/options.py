@@ -17,6 +17,7 @@ from pydantic import BaseModel, ConfigDict, Field, field_validator
 
 from lsray.errors import LsrayError
 from lsray.resolution import Resolution
+from lsray.sampler_kinds import SamplerKind
 from lsray.voice_backends import COQUI_BACKENDS, VoiceBackend
 
 if TYPE_CHECKING:
@@ -24,7 +25,6 @@ if TYPE_CHECKING:
 
 SyncMode = Literal["video", "cut_off", "bounce", "loop", "silence", "remap"]
 SYNC_MODES: tuple[str, ...] = get_args(SyncMode)
-SamplerKind = Literal["ddim", "lcm", "dpmsolver"]
 #: DPM-Solver++'s step count when a clip asks for it without --steps (upstream users run 8-12).
 DPM_SOLVER_STEPS = 10
 

@@ -6,10 +6,10 @@ from typing import TYPE_CHECKING, Any, Literal
 
 from pydantic import BaseModel, ConfigDict
 
+from lsray.sampler_kinds import SAMPLER_KINDS, SamplerKind
+
 if TYPE_CHECKING:  # diffusers is heavy: reading a bundle config must not import it
     from diffusers import DDIMScheduler, DPMSolverMultistepScheduler, LCMScheduler
-
-SamplerKind = Literal["ddim", "lcm", "dpmsolver"]
 
 
 class SchedulerConfig(BaseModel):
@@ -51,4 +51,4 @@ def make_scheduler(
     if kind == "lcm":
         grid = {"original_inference_steps": original_inference_steps} if original_inference_steps else {}
         return LCMScheduler(**cfg, **grid)
-    raise ValueError(f"unknown sampler {kind!r}: expected 'ddim', 'lcm' or 'dpmsolver'")
+    raise ValueError(f"unknown sampler {kind!r}: expected one of {', '.join(SAMPLER_KINDS)}")

@@ -43,6 +43,7 @@ from lsray.train.latents import (
     sample_noise,
     trainable_parameters,
 )
+from lsray.train.optim import clipped_step, data_parallel
 
 SIGMA_DATA = 0.5
 TIMESTEP_SCALING = 10.0  # LCMScheduler's default
@@ -83,8 +84,7 @@ class DistillJob:
         if device.type == "cuda" and cfg.ray.gradient_checkpointing:
             enable_gradient_checkpointing(self.student)
         self.target = copy.deepcopy(self.student).eval().requires_grad_(False)
-        self.model = (torch.nn.parallel.DistributedDataParallel(self.student, find_unused_parameters=True)
-                      if world > 1 else self.student)
+        self.model = data_parallel(self.student, world, find_unused_parameters=True)
         self.opt = torch.optim.AdamW(params, lr=cfg.lr)
         self.inputs = InpaintingInputs.from_bundle(bundle, cfg.data.image_size).to(device)
         sched = bundle.make_scheduler("ddim")
@@ -174,10 +174,7 @@ class DistillJob:
         cfg = self.cfg
         with torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda" and cfg.ray.mixed_precision):
             out = self.losses(batch, step)
-        self.opt.zero_grad(set_to_none=True)
-        out["total"].backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.student.parameters() if p.requires_grad], cfg.max_grad_norm)
-        self.opt.step()
+        clipped_step(self.opt, out["total"], cfg.max_grad_norm)
         with torch.no_grad():  # 6. EMA target
             for p_t, p_s in zip(self.target.parameters(), self.student.parameters()):
                 p_t.lerp_(p_s, 1 - cfg.ema_decay)

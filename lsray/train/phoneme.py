@@ -28,6 +28,7 @@ import torch
 
 from lsray.eval.per import PERResult, ctc_greedy_decode, phoneme_error_rate
 from lsray.train.config import PhonemeTrainConfig
+from lsray.train.optim import clipped_step, data_parallel
 from lsray.train.phoneme_vocab import label_symbols, phoneme_vocabulary
 
 VOCAB_FILE = "vocab.json"
@@ -142,8 +143,7 @@ class PhonemeJob:
         self.cfg, self.device = cfg, device
         self.net = Wav2Vec2ForCTC(phoneme_model_config(cfg)).to(device).train()
         # find_unused_parameters: the time-mask embedding is used only on steps that draw a mask
-        ddp = torch.nn.parallel.DistributedDataParallel
-        self.model = ddp(self.net, find_unused_parameters=True) if world > 1 else self.net
+        self.model = data_parallel(self.net, world, find_unused_parameters=True)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr, weight_decay=cfg.weight_decay)
 
     def state_dict(self) -> dict[str, Any]:
@@ -175,11 +175,8 @@ class PhonemeJob:
         for group in self.opt.param_groups:
             group["lr"] = lr
         out = self.losses(batch, step)
-        self.opt.zero_grad(set_to_none=True)
-        out["total"].backward()
-        grad = torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.max_grad_norm)
-        self.opt.step()
-        return {**{k: float(v.detach()) for k, v in out.items()}, "grad_norm": float(grad), "lr": lr}
+        grad = clipped_step(self.opt, out["total"], self.cfg.max_grad_norm)
+        return {**{k: float(v.detach()) for k, v in out.items()}, "grad_norm": grad, "lr": lr}
 
     def export(self, out: str) -> dict[str, Any]:
         """Write the encoder folder, ``vocab.json`` and ``eval.json`` (also printed); returns the eval."""

@@ -53,6 +53,7 @@ from lsray.train.latents import (
     sample_noise,
     trainable_parameters,
 )
+from lsray.train.optim import clipped_step, data_parallel
 
 
 def overridden_unet_config(config: UNetConfig, overrides: dict[str, Any]) -> UNetConfig:
@@ -143,12 +144,6 @@ class UNetPasses(torch.nn.Module):
         return eps, self.unet(inp[:, :, a0 : a0 + window], t, audio_w)
 
 
-def _ddp(module: torch.nn.Module, world: int) -> torch.nn.Module:
-    if world <= 1:
-        return module
-    return torch.nn.parallel.DistributedDataParallel(module, find_unused_parameters=True)
-
-
 class Stage2Job:
     """Models, optimizers and the step of the stage-2 fine-tune on one worker."""
 
@@ -164,7 +159,7 @@ class Stage2Job:
         params = trainable_parameters(self.unet, cfg.trainable)
         if device.type == "cuda" and cfg.ray.gradient_checkpointing:
             enable_gradient_checkpointing(self.unet)
-        self.model = _ddp(UNetPasses(self.unet), world)
+        self.model = data_parallel(UNetPasses(self.unet), world, find_unused_parameters=True)
         self.opt = torch.optim.AdamW(params, lr=cfg.lr)
         self.inputs = InpaintingInputs.from_bundle(bundle, cfg.data.image_size).to(device)
         sched = bundle.make_scheduler("ddim")
@@ -177,7 +172,7 @@ class Stage2Job:
         self.disc = self.d_model = self.d_opt = None
         if cfg.discriminator is not None:
             self.disc = MultiScaleDiscriminator(cfg.discriminator).to(device).train()
-            self.d_model = _ddp(self.disc, world)
+            self.d_model = data_parallel(self.disc, world, find_unused_parameters=True)
             self.d_opt = torch.optim.AdamW(self.disc.parameters(), lr=cfg.d_lr, betas=(0.5, 0.999))
 
     # -- checkpoint state (the discriminator is here, never in the bundle) --------------------
@@ -288,10 +283,7 @@ class Stage2Job:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda" and cfg.ray.mixed_precision)
         with autocast:
             out = self.losses(batch, step)
-        self.opt.zero_grad(set_to_none=True)
-        out["total"].backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.unet.parameters() if p.requires_grad], cfg.max_grad_norm)
-        self.opt.step()
+        clipped_step(self.opt, out["total"], cfg.max_grad_norm)
         crops = out.pop("_crops", None)
         if crops is not None:  # the discriminator's own step, on detached generated crops
             real, fake = crops

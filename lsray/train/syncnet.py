@@ -12,6 +12,7 @@ import torch
 
 from lsray.models.syncnet import SyncNet
 from lsray.train.config import SyncNetTrainConfig
+from lsray.train.optim import clipped_step, data_parallel
 
 
 class SyncNetJob:
@@ -22,7 +23,7 @@ class SyncNetJob:
         else:
             self.net = SyncNet(cfg.model).to(device)
         self.net.train()
-        self.model = torch.nn.parallel.DistributedDataParallel(self.net) if world > 1 else self.net
+        self.model = data_parallel(self.net, world)
         self.opt = torch.optim.AdamW(self.net.parameters(), lr=cfg.lr)
 
     def state_dict(self) -> dict[str, Any]:
@@ -47,8 +48,5 @@ class SyncNetJob:
 
     def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         out = self.losses(batch, step)
-        self.opt.zero_grad(set_to_none=True)
-        out["total"].backward()
-        torch.nn.utils.clip_grad_norm_(self.net.parameters(), self.cfg.max_grad_norm)
-        self.opt.step()
+        clipped_step(self.opt, out["total"], self.cfg.max_grad_norm)
         return {k: float(v.detach()) for k, v in out.items()}

@@ -19,6 +19,7 @@ import torch
 import torch.nn.functional as F
 
 from lsray.train.config import VAETrainConfig
+from lsray.train.optim import clipped_step, data_parallel
 
 STATS_FILE = "latent_stats.json"
 
@@ -70,7 +71,7 @@ class VAEJob:
             for module in (self.vae.encoder, self.vae.quant_conv):
                 module.requires_grad_(False).eval()
         passes = AutoencoderPass(self.vae, sample=not cfg.decoder_only)
-        self.model = torch.nn.parallel.DistributedDataParallel(passes) if world > 1 else passes
+        self.model = data_parallel(passes, world)
         self.opt = torch.optim.AdamW([p for p in self.vae.parameters() if p.requires_grad], lr=cfg.lr)
         size = cfg.data.image_size
         keep = load_inpaint_mask(cfg.mask, size) if cfg.mask else load_mask(cfg.data.shards, size)
@@ -117,10 +118,7 @@ class VAEJob:
 
     def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
         out = self.losses(batch, step)
-        self.opt.zero_grad(set_to_none=True)
-        out["total"].backward()
-        torch.nn.utils.clip_grad_norm_([p for p in self.vae.parameters() if p.requires_grad], self.cfg.max_grad_norm)
-        self.opt.step()
+        clipped_step(self.opt, out["total"], self.cfg.max_grad_norm)
         return {k: float(v.detach()) for k, v in out.items()}
 
 
