@@ -2,8 +2,10 @@
 
 Tracking (mediapipe), the largest stable track, temporally smoothed template points and the
 LatentSync alignment, as the pipeline's prepare and shard steps do them on a file (training
-shards are made by those steps, and ``tests/test_train_data.py`` checks the crops are equal),
-so a sync score computed on these crops compares like with like with what SyncNet trained on.
+shards are made by those steps), so a sync score computed on these crops compares like with like
+with what SyncNet trained on. Prepare follows a file's I420 planes where this follows RGB frames
+in memory: the points agree to a fraction of a pixel and the crops to >= 33 dB
+(``tests/test_train_data.py``).
 """
 
 from __future__ import annotations
@@ -27,7 +29,7 @@ def aligned_face_crops(
     if track is None or not len(track):
         return np.zeros((0, resolution, resolution, 3), np.uint8), np.zeros(0, int)
     indices = np.asarray(track.frame_indices, int)
-    # float32 as the pipeline's plan keeps them, so the crops are bit-identical to the shard step's
+    # float32 as the pipeline's plan keeps them: the same points align as the shard step aligns them
     points = smooth_points(track.points_array(), track.frame_indices, 2).astype(np.float32)
     aligner = FaceAligner(resolution, smoothing_radius=0)
     crops = np.stack([aligner.align_frame(frames[i], p.astype(np.float64), i).crop for i, p in zip(indices, points)])
