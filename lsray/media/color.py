@@ -73,7 +73,7 @@ class VideoColor:
         the inverse of the conversion ffmpeg decodes it to RGB with (a pixel pasted in YUV then
         decodes to the RGB it was given, up to rounding)."""
         m, offset = self._yuv_affine()
-        return (np.asarray(rgb, np.float32) @ m.T.astype(np.float32) + offset.astype(np.float32)).astype(np.float32)
+        return np.asarray(rgb, np.float32) @ m.T.astype(np.float32) + offset.astype(np.float32)
 
     def yuv_to_rgb(self, frame: np.ndarray) -> np.ndarray:
         """(3H/2, W) I420 planes in this video's matrix and range -> (H, W, 3) uint8 RGB, the

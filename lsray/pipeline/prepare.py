@@ -63,14 +63,14 @@ class PrepareStage:
         height = None if spec.face_sidecar else self.track_height  # a sidecar's points are in source pixels
         width, height = scaled_size(video, height)
         scale = (width / video.width, height / video.height)  # tracked px per source px (x, y)
+        # 4:2:0 planes (even sizes): the tracker makes RGB only of the frames its detector sees
+        planes = not spec.face_sidecar and width % 2 == 0 and height % 2 == 0
+        frames = (f.rgb for f in iter_frames(spec.video, info=video, height=height,
+                                             pix_fmt="yuv420p" if planes else "rgb24"))
         if spec.face_sidecar:
-            frames = (f.rgb for f in iter_frames(spec.video, info=video, height=height))
             result = track_from_sidecar(frames, load_sidecar(spec.face_sidecar), self.tracker.landmarker)
-        elif width % 2 == 0 and height % 2 == 0:  # 4:2:0 planes: RGB only where the detector looks
-            planes = (f.rgb for f in iter_frames(spec.video, info=video, height=height, pix_fmt="yuv420p"))
-            result = self.tracker.track(planes, to_rgb=video.color.yuv_to_rgb)
         else:
-            result = self.tracker.track(f.rgb for f in iter_frames(spec.video, info=video, height=height))
+            result = self.tracker.track(frames, to_rgb=video.color.yuv_to_rgb if planes else None)
         n_src = result.num_frames
         if n_src == 0:
             raise MediaError(spec.video, "no decodable frames")
