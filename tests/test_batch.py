@@ -358,9 +358,11 @@ def test_a_clip_that_kills_its_worker_every_time_is_reported_and_the_job_goes_on
     """Retries run out for one clip (its render worker dies under it on every attempt): that clip
     is reported failed with the stage and the attempts, every other clip is dubbed, the report is
     complete, nothing half-written appears, and a rerun finishes the failed clip only."""
-    # The poison clip is long enough (10 s) that its render is caught at work every time.
+    # The poison clip is long enough (10 s) that its render is caught at work every time. Its dub
+    # is silent: its windows keep the source mouth and skip the UNet (what is killed is render),
+    # which would otherwise be most of this test's time on a CPU.
     long_video = write_face_clip(tmp_path / "long.mp4", frames=250, size=SIZE)
-    long_dub = write_dub(tmp_path / "long.wav", 10.0)
+    long_dub = write_dub(tmp_path / "long.wav", 10.0, pause=(0.0, 10.0))
     rows = [{"clip_id": "a", "video": str(media / "face.mp4"), "audio": str(media / "speech.wav")},
             {"clip_id": "poison", "video": str(long_video), "audio": str(long_dub)},
             {"clip_id": "b", "video": str(media / "face.mp4"), "audio": str(media / "speech.wav")}]
@@ -401,9 +403,11 @@ def test_losing_a_worker_node_mid_catalog_reports_every_clip(ray_cluster, tmp_pa
     spot = ray_cluster.add_node(node_ip_address="127.0.0.1", num_cpus=1, resources={"spot": 1},
                                 object_store_memory=100 * 1024 * 1024, runtime_env_dir_name="runtime_resources_spot")
     ray_cluster.wait_for_nodes()
-    # 4 s clips: each render lasts long enough to be caught at work on the spot node.
+    # 4 s clips: each render lasts long enough to be caught at work on the spot node. Silent dubs
+    # (the UNet is skipped): the node lost is a render node, and the sampler's CPU time is not
+    # what this test is about.
     video = write_face_clip(tmp_path / "four.mp4", frames=100, size=SIZE)
-    audio = write_dub(tmp_path / "four.wav", 4.0)
+    audio = write_dub(tmp_path / "four.wav", 4.0, pause=(0.0, 4.0))
     rows = [{"clip_id": f"n{i}", "video": str(video), "audio": str(audio)} for i in range(6)]
     catalog = write_catalog(tmp_path / "c.jsonl", rows)
     out = tmp_path / "out"
