@@ -124,6 +124,33 @@ def test_faces_tracked_on_downscaled_frames_land_on_source_pixels(tmp_path):
     np.testing.assert_array_equal(picked, half)
 
 
+def test_a_face_sidecar_gives_prepare_its_points_in_source_pixels(tmp_path, monkeypatch):
+    """With a face-track sidecar, prepare decodes full-size RGB frames (the sidecar's points are
+    source pixels, whatever the tracking height) and never runs the detector: the plan's points
+    are the sidecar's, and frames it leaves out have no face."""
+    import json
+
+    from lsray.face import FaceDetector
+    from lsray.pipeline.options import ClipSettings
+    from lsray.pipeline.prepare import PrepareStage
+
+    video = write_face_clip(tmp_path / "face.mp4", frames=8, size=(320, 240))
+    audio = write_dub(tmp_path / "dub.wav", 8 / 25)
+    given = {i: [[120.0 + i, 100.0], [180.0 + i, 101.0], [150.0 + i, 140.5]] for i in range(6)}  # eyes, mouth
+    sidecar = tmp_path / "faces.json"
+    sidecar.write_text(json.dumps({"frames": [{"index": i, "landmarks": p} for i, p in given.items()]}))
+
+    def no_detection(*a, **k):
+        raise AssertionError("the detector must not run when a sidecar is given")
+
+    monkeypatch.setattr(FaceDetector, "detect", no_detection)
+    spec = ClipSpec("c", str(video), str(audio), str(tmp_path / "o.mp4"), DubOptions(), face_sidecar=str(sidecar))
+    plan = PrepareStage(track_height=120, smoothing_radius=0)(spec, ClipSettings.tracking_only(256),
+                                                              str(tmp_path / "staging"))
+    np.testing.assert_allclose(plan.points[:6], np.array([given[i] for i in range(6)]), atol=1e-4)
+    assert np.isnan(plan.points[6:]).all() and plan.faces_found == 6
+
+
 @pytest.mark.parametrize("mode", ["video", "loop"])
 def test_shards_decode_only_the_face_box_yet_align_as_a_full_decode(flow, tmp_path, mode):
     """The shard step cuts, before the RGB conversion, just the box its alignment reads: the
