@@ -300,6 +300,28 @@ def test_silence_in_the_dub_keeps_the_original_mouth(flow, tmp_path):
     assert change[:12].min() > 2 * change[24:].max()  # speaking frames: the dubbed mouth
 
 
+def test_a_shard_with_nothing_to_dub_skips_the_audio_encoder(flow, tmp_path, monkeypatch):
+    """A shard whose dub is silent throughout keeps its source mouth in every window, so no
+    window is sampled and its audio tokens would never be read: Whisper does not run for it."""
+    from lsray.pipeline.audio import AudioStage
+
+    video = write_face_clip(tmp_path / "src.mp4", frames=16)
+    calls = []
+    encode = AudioStage.__call__
+    monkeypatch.setattr(AudioStage, "__call__", lambda self, shard: calls.append(shard.index) or encode(self, shard))
+    for name, pause in (("silent", (0.0, 16 / 25)), ("speech", None)):
+        audio = write_dub(tmp_path / f"{name}.wav", 16 / 25, pause=pause)
+        spec = ClipSpec(name, str(video), str(audio), str(tmp_path / "unused.mp4"), DubOptions(**FAST))
+        (shard,) = flow.shard(flow.prepare(spec))
+        shard = flow.audio(shard)
+        assert shard.changes() == (name == "speech") and (shard.tokens is None) == (name == "silent")
+        (shard,) = flow.sample([shard])
+        assert (shard.sampling is None) == (name == "silent")  # silent: no window went through the UNet
+        if name == "silent":
+            np.testing.assert_array_equal(shard.generated, shard.crops)
+    assert len(calls) == 1  # the speaking shard's tokens only
+
+
 def test_shards_reassemble_without_a_seam(flow, tmp_path):
     """However a clip is cut into shards, every window sees the same inputs and noise, so the
     generated faces are identical: no seam can appear at a shard boundary."""

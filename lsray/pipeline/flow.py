@@ -146,6 +146,10 @@ class ClipFlow:
             yield shard
 
     def audio(self, shard: ClipShard | Keyframes) -> ClipShard | Keyframes:
+        """Audio tokens; a shard with no frame to dub (silence that keeps the source mouth, no
+        face) keeps ``tokens`` None: no window of it is sampled, so Whisper would run for nothing."""
+        if isinstance(shard, ClipShard) and not shard.changes():
+            return shard
         return self.audio_stage(shard)
 
     def sample(self, shards: list[ClipShard], max_windows: int = 1) -> list[ClipShard]:

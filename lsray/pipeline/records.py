@@ -111,6 +111,11 @@ class ClipShard:
     def frames(self) -> int:
         return self.stop - self.start
 
+    def changes(self, idx: np.ndarray | slice = slice(None)) -> bool:
+        """Whether any of these frames (shard-relative; default all) gets a dubbed mouth: a
+        window none of whose frames does is never sampled, so it needs no audio tokens either."""
+        return bool(np.any(self.mouth_weight[idx] > 0))
+
     @property
     def times(self) -> np.ndarray:
         """Output timestamps (s) of this shard's frames: the model sees each frame at its own time."""

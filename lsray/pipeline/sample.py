@@ -135,7 +135,7 @@ class SampleStage:
         first_window = shard.start // WINDOW_FRAMES
         for w0 in range(0, n, WINDOW_FRAMES):
             idx = np.arange(w0, min(n, w0 + WINDOW_FRAMES))
-            if not np.any(shard.mouth_weight[idx] > 0):
+            if not shard.changes(idx):
                 continue
             # Pad a short last window by repeating its last frame (dropped after decoding).
             full = np.concatenate([idx, np.full(WINDOW_FRAMES - len(idx), idx[-1])])
