@@ -146,9 +146,9 @@ def main() -> int:
         steps_line = ", ".join(f"{k} {v:.3f}" for k, v in r["s_per_frame"].items())
         print(f"{name} s/frame: {steps_line}")
     if args.out:
-        from lsray.storage import write_bytes
+        from lsray.storage import write_json
 
-        write_bytes(args.out, (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
+        write_json(args.out, result)  # atomic, folders made
     return 0
 
 

@@ -86,7 +86,7 @@ def main(argv: list[str] | None = None) -> int:
     from lsray.batch.config import load_batch_config
     from lsray.batch.job import JobSpec, run_job
     from lsray.pipeline.options import DubOptions
-    from lsray.storage import write_bytes
+    from lsray.storage import write_json
     from lsray.train.tiny import make_tiny_bundle
     from faults import remove_node_while_rendering
 
@@ -129,7 +129,7 @@ def main(argv: list[str] | None = None) -> int:
             "broken_rows_reported_as_expected": all(first[k]["status"] == s for k, s in broken.items()),
         }
         if args.out:  # the first run's figures stand on their own
-            write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())
+            write_json(str(args.out), result)
         # The rerun from a fresh driver, as a user reruns `lsray dub`: actors of the first run
         # that were left restarting for the lost node die with its driver instead of holding
         # the resources the rerun needs.
@@ -145,7 +145,7 @@ def main(argv: list[str] | None = None) -> int:
         cluster.shutdown()
     print(json.dumps(result, indent=2))
     if args.out:
-        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
+        write_json(str(args.out), result)  # atomic, folders made
     return 0
 
 

@@ -132,9 +132,9 @@ def main(argv: list[str] | None = None) -> int:
     print(f"CPU steps: {result['cpu_steps_ms_per_frame_per_core']:.1f} ms per frame per core (goal <= {GOAL_MS:g})",
           file=sys.stderr)
     if args.out:
-        from lsray.storage import write_bytes
+        from lsray.storage import write_json
 
-        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
+        write_json(str(args.out), result)  # atomic, folders made
     else:
         print(json.dumps(result, indent=2))
     return 0

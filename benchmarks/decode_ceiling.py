@@ -16,7 +16,6 @@ and the demo's output is the UNet's; the gap between a row and the control is th
 from __future__ import annotations
 
 import argparse
-import json
 from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[1]
@@ -121,8 +120,9 @@ def main(argv: list[str] | None = None) -> int:
             for r, per in scores.items()}
     result = {"model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else str(model), "clips": len(clips),
               "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    from lsray.storage import write_json
+
+    write_json(args.out, result)  # atomic, folders made
     print(f"{'':40s} mouth PSNR   LSE-C   another clip's audio")
     for r, s in result["rows"].items():
         print(f"{r:40s} {s['mouth_psnr']:9.2f}   {s['lse_c']:.3f}   {s['lse_c_unsynced']:.3f}")

@@ -19,7 +19,6 @@ sampler moves the result; higher = closer).
 from __future__ import annotations
 
 import argparse
-import json
 import sys
 import tempfile
 from pathlib import Path
@@ -106,9 +105,9 @@ def main(argv: list[str] | None = None) -> int:
               f"{r['unet_speedup_vs_ddim20']:.2f}x | "
               f"{r['mouth_psnr_vs_oracle']:.2f} | {ref} |")
     if args.out:
-        from lsray.storage import write_bytes
+        from lsray.storage import write_json
 
-        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
+        write_json(str(args.out), result)  # atomic, folders made
     return 0
 
 

@@ -153,9 +153,9 @@ def main(argv: list[str] | None = None) -> int:
     if result["gpu"] is None:
         print("no CUDA device: measured no GPU (small config on the CPU)", file=sys.stderr)
     if args.out:
-        from lsray.storage import write_bytes
+        from lsray.storage import write_json
 
-        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
+        write_json(str(args.out), result)  # atomic, folders made
     else:
         print(json.dumps(result, indent=2))
     return 0

@@ -216,9 +216,9 @@ def main(argv: list[str] | None = None) -> int:
                   f"(batches {so['batch_sizes']})")
         print(f"  ratio on/off: end to end {b['ratio_rps_on_over_off'] or 0:.2f}x, sampler alone {b['ratio_sampler_on_over_off']:.2f}x")
     if args.out:
-        from lsray.storage import write_bytes
+        from lsray.storage import write_json
 
-        write_bytes(args.out, (json.dumps(figures, indent=2) + "\n").encode())  # atomic, folders made
+        write_json(args.out, figures)  # atomic, folders made
         print(f"  wrote {args.out}")
     return 0
 

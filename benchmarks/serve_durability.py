@@ -272,9 +272,9 @@ def main(argv: list[str] | None = None) -> int:
 
     print(json.dumps(result, indent=2))
     if args.out:
-        from lsray.storage import write_bytes
+        from lsray.storage import write_json
 
-        write_bytes(str(args.out), (json.dumps(result, indent=2) + "\n").encode())  # atomic, folders made
+        write_json(str(args.out), result)  # atomic, folders made
     return 0
 
 

@@ -128,8 +128,9 @@ def main(argv: list[str] | None = None) -> int:
     if base_seconds:
         for v in result["variants"].values():
             v["unet_cost_vs_d8"] = v["unet_window_seconds"] / base_seconds
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2) + "\n")
+    from lsray.storage import write_json
+
+    write_json(args.out, result)  # atomic, folders made
     return 0
 
 

@@ -60,6 +60,9 @@ def test_local_roundtrip_and_listing(tmp_path: Path) -> None:
         storage.read_bytes(str(tmp_path / "missing.bin"))
     with pytest.raises(FileNotFoundError):  # also a FileNotFoundError for generic handlers
         storage.size(str(tmp_path / "missing.bin"))
+    results = tmp_path / "new" / "results.json"  # folders made, as write_bytes makes them
+    storage.write_json(str(results), {"ms": 35.8, "steps": {"prepare": 10.7}})
+    assert results.read_text() == '{\n  "ms": 35.8,\n  "steps": {\n    "prepare": 10.7\n  }\n}\n'
 
 
 def test_local_atomic_writer_leaves_nothing_when_the_writer_raises(tmp_path: Path) -> None:

@@ -21,6 +21,7 @@ from lsray.storage.operations import (
     read_bytes,
     size,
     write_bytes,
+    write_json,
 )
 from lsray.storage.s3_config import S3Config, default_s3_config, set_default_s3_config
 from lsray.storage.uri import Location, is_s3_uri, join, parent, parse_uri, resolve_reference
@@ -62,4 +63,5 @@ __all__ = [
     "set_default_s3_config",
     "size",
     "write_bytes",
+    "write_json",
 ]

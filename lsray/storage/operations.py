@@ -7,6 +7,7 @@ Each picks the backend for its URI via :func:`open_uri`, so callers never branch
 from __future__ import annotations
 
 import contextlib
+import json
 import os
 from collections.abc import Iterator
 from pathlib import Path
@@ -36,6 +37,12 @@ def read_bytes(uri: PathOrUri, config: S3Config | None = None) -> bytes:
 def write_bytes(uri: PathOrUri, data: bytes, config: S3Config | None = None, metadata: dict[str, str] | None = None) -> None:
     """Write ``data`` to ``uri`` atomically (readers see the old content, the new one, or nothing)."""
     open_uri(uri, config).write_bytes(os.fspath(uri), data, metadata)
+
+
+def write_json(uri: PathOrUri, value: Any, config: S3Config | None = None) -> None:
+    """Write ``value`` as indented JSON (one trailing newline) to ``uri``, atomically like
+    :func:`write_bytes`: results and summaries that people read and diff."""
+    write_bytes(uri, (json.dumps(value, indent=2) + "\n").encode("utf-8"), config)
 
 
 def list_prefix(uri: PathOrUri, config: S3Config | None = None) -> list[str]:

@@ -19,9 +19,7 @@ Data and expand each clip into fixed-length sequences (:func:`clip_sequences`).
 from __future__ import annotations
 
 import io
-import json
 from dataclasses import dataclass, field
-from pathlib import Path
 from typing import Any, Iterator
 
 import numpy as np
@@ -142,7 +140,7 @@ def prepare_training(
 
     from lsray.catalog import read_catalog
     from lsray.bundle.convert import default_mask
-    from lsray.storage import atomic_writer, join, write_bytes
+    from lsray.storage import atomic_writer, join, write_bytes, write_json
 
     table = read_catalog(catalog)
     summary = PrepareSummary(invalid_rows=len(table.invalid))
@@ -173,7 +171,7 @@ def prepare_training(
     with atomic_writer(join(out, INDEX_FILE)) as tmp:
         pd.DataFrame(index, columns=["clip_id", "file", "frames", "fps", "resolutions", "audio_tokens",
                                      "audio_dim", "phoneme"]).to_parquet(tmp, index=False)
-    write_bytes(join(out, SUMMARY_FILE), json.dumps(summary.as_dict(), indent=2).encode())
+    write_json(join(out, SUMMARY_FILE), summary.as_dict())
     return summary
 
 
