@@ -322,6 +322,37 @@ def test_a_shard_with_nothing_to_dub_skips_the_audio_encoder(flow, tmp_path, mon
     assert len(calls) == 1  # the speaking shard's tokens only
 
 
+def test_a_shard_with_nothing_to_dub_is_neither_decoded_nor_aligned_for_dubbing(flow, tmp_path, monkeypatch):
+    """Render pastes nothing into a shard with no frame to dub, so the dubbing path neither
+    decodes nor aligns its faces (its crops stay black); the clip still comes out as its source
+    there and dubbed where it speaks. Training shards (``ShardStage``'s default) get every face."""
+    import lsray.pipeline.prepare as prepare
+
+    video = write_face_clip(tmp_path / "src.mp4", frames=48)
+    audio = write_dub(tmp_path / "dub.wav", 48 / 25, pause=(0.0, 24 / 25))  # the first shard is silent
+    spec = ClipSpec("half", str(video), str(audio), str(tmp_path / "out.mp4"), DubOptions(**FAST, segment_seconds=0.64))
+    decoded = []
+    face_frames = prepare.face_frames
+    monkeypatch.setattr(prepare, "face_frames", lambda plan, start, stop, wanted: decoded.append(start) or
+                        face_frames(plan, start, stop, wanted))
+    plan = flow.prepare(spec)
+    shards = list(flow.shard(plan))
+    assert [s.changes() for s in shards] == [False, True, True]
+    assert decoded == [16, 32] and not shards[0].crops.any() and not shards[0].affines.any()
+    assert all(s.crops[s.has_face].reshape(-1).std() > 10 for s in shards[1:])
+    decoded.clear()
+    training = list(prepare.ShardStage()(plan))
+    assert decoded == [0, 16, 32] and all(s.crops[s.has_face].reshape(-1).std() > 10 for s in training)
+    np.testing.assert_array_equal(training[1].crops, shards[1].crops)
+
+    result = run_clip(flow, spec)
+    assert result.status == "done"
+    src, out = frames_of(video), frames_of(tmp_path / "out.mp4")
+    codec = np.abs(reencoded(src, tmp_path / "again.mp4") - src)
+    assert np.abs(out[:16] - src[:16]).mean() <= 1.3 * codec[:16].mean() + 0.2  # the silent shard: its source
+    assert np.abs(out[16:] - src[16:]).mean() > 2 * codec[16:].mean() + 0.5  # the rest: dubbed mouths
+
+
 def test_shards_reassemble_without_a_seam(flow, tmp_path):
     """However a clip is cut into shards, every window sees the same inputs and noise, so the
     generated faces are identical: no seam can appear at a shard boundary."""

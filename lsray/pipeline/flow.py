@@ -82,7 +82,7 @@ class ClipFlow:
 
     @cached_property
     def shard_stage(self) -> ShardStage:
-        return ShardStage()
+        return ShardStage(dubbed_only=True)  # render reads no crop of a shard with nothing to dub
 
     @cached_property
     def audio_stage(self) -> AudioStage:

@@ -108,6 +108,12 @@ class ShardStage:
     sample span its audio windows read.
     """
 
+    def __init__(self, dubbed_only: bool = False) -> None:
+        #: Decode and align only the shards with a frame to dub (:meth:`ClipShard.changes`). The
+        #: dubbing path sets it: render pastes nothing into the other shards, so their crops
+        #: (left black) are never read. Training shards need every face, so it is off by default.
+        self.dubbed_only = dubbed_only
+
     def __call__(self, plan: ClipPlan):  # -> Iterator[ClipShard]
         t0 = time.perf_counter()
         clip = _ClipAudio(plan)
@@ -118,18 +124,18 @@ class ShardStage:
         for k, (start, stop) in enumerate(bounds):
             t1 = time.perf_counter()
             n = stop - start
-            crops = np.zeros((n, s, s, 3), np.uint8)
-            affines = np.zeros((n, 2, 3), np.float32)
-            face = clip.has_face[start:stop].copy()
-            for i, j, rgb in face_frames(plan, start, stop, face):
-                aligned = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j)
-                crops[i - start], affines[i - start] = aligned.crop, aligned.affine
-            yield ClipShard(
-                plan=plan, index=k, count=len(bounds), start=start, stop=stop, crops=crops, affines=affines,
-                has_face=face, mouth_weight=clip.weights[start:stop], wave=clip.slice(np.arange(start, stop)),
-                mel_max=clip.mel_max, phoneme_stats=clip.stats,
-                timings={"face": time.perf_counter() - t1 + (setup if k == 0 else 0.0)},
+            shard = ClipShard(
+                plan=plan, index=k, count=len(bounds), start=start, stop=stop,
+                crops=np.zeros((n, s, s, 3), np.uint8), affines=np.zeros((n, 2, 3), np.float32),
+                has_face=clip.has_face[start:stop].copy(), mouth_weight=clip.weights[start:stop],
+                wave=clip.slice(np.arange(start, stop)), mel_max=clip.mel_max, phoneme_stats=clip.stats,
             )
+            if not self.dubbed_only or shard.changes():
+                for i, j, rgb in face_frames(plan, start, stop, shard.has_face):
+                    aligned = aligner.align_frame(rgb, plan.points[j].astype(np.float64), j)
+                    shard.crops[i - start], shard.affines[i - start] = aligned.crop, aligned.affine
+            shard.timings = {"face": time.perf_counter() - t1 + (setup if k == 0 else 0.0)}
+            yield shard
 
     def keyframes(self, plan: ClipPlan, stride: int) -> Keyframes | None:
         """The clip's keyframes (output frames 0, stride, 2 stride, ...) aligned exactly as the
