@@ -167,3 +167,21 @@ def test_cpu_stages_bench_measures_every_cpu_step(tmp_path):
     assert set(steps) == {"decode", "prepare", "shard", "render", "assemble"}
     assert all(s["ms_per_frame_per_core"] > 0 for s in steps.values())
     assert steps["prepare"]["ms_per_frame_per_core"] > steps["decode"]["ms_per_frame_per_core"]  # decode is part of it
+
+
+@pytest.mark.slow
+def test_precision_bench_compares_fp32_and_bf16_on_the_demo_bundle(tmp_path):
+    """``benchmarks/precision_bench.py`` on one clip (the README's table comes from its 10-clip run):
+    both precisions dub it, bf16 keeps the mouths (far closer to fp32's output than either is to the
+    oracle), and the one-step student's bound lies between 1x and the teacher's pass count."""
+    out = tmp_path / "precision.json"
+    run = subprocess.run([sys.executable, "-m", "benchmarks.precision_bench", "--clips", "1", "--out", str(out)],
+                         capture_output=True, text=True, timeout=600, cwd=REPO)
+    assert run.returncode == 0, run.stderr[-2000:]
+    result = json.loads(out.read_text())
+    fp32, bf16 = result["rows"]
+    assert (fp32["precision"], bf16["precision"]) == ("fp32", "bf16") and result["teacher_passes_per_frame"] == 8
+    assert all(r["ms_per_frame"]["vae"] > 0 and r["ms_per_frame"]["unet"] > 0 for r in result["rows"])
+    assert bf16["mouth_psnr_vs_fp32"] > fp32["mouth_psnr_vs_oracle"] + 10
+    assert abs(bf16["mouth_psnr_vs_oracle"] - fp32["mouth_psnr_vs_oracle"]) < 0.2
+    assert all(1 < r["one_step_student_bound"]["speedup_vs_teacher"] < 8 for r in result["rows"])
