@@ -1,7 +1,7 @@
 """Shared test fixtures: where the LatentSync parity data lives, a tiny bundle, the test
 session's one Ray cluster (every Ray test module uses it), and the live Serve application
-(``service``: tiny bundle, small limits, API key ``serving.KEY``) that tests/test_serve.py and
-tests/test_openapi.py exercise over HTTP."""
+(``service``: tiny bundle, small limits, API key ``serving.KEY``) that tests/test_serve.py
+exercises over HTTP."""
 
 from __future__ import annotations
 

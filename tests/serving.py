@@ -1,4 +1,4 @@
-"""What the live-service tests share (tests/test_serve.py, tests/test_openapi.py): the API key,
+"""What the live-service tests share (tests/test_serve.py, tests/test_job_store.py): the API key,
 the webhook secret and receiver, fast dub options and small HTTP helpers. The fixtures that
 deploy the service on 127.0.0.1 (``media``, ``hook_server``, ``service``) are in conftest.py."""
 

@@ -8,6 +8,7 @@ import os
 
 os.environ["RAY_ENABLE_WINDOWS_OR_OSX_CLUSTER"] = "0"  # before anything imports ray: loopback only
 
+import collections
 import concurrent.futures
 import json
 import time
@@ -319,3 +320,68 @@ def test_30_concurrent_dubs_answered(service, media) -> None:
             assert a.headers["content-type"] == "video/mp4" and a.content[4:8] == b"ftyp"
     assert requests.get(f"{service}/healthz", timeout=30).status_code == 200
     assert post_dub(service, media["video16"], media["audio16"]).status_code == 200
+
+
+# ----------------------------------------------------------------------------------------------
+# the API as documented (tests/test_openapi.py checks the document itself); last: it fuzzes
+# ----------------------------------------------------------------------------------------------
+# Per operation and generation mode. The media routes are exercised too: generated inputs are
+# never media under a storage root, so they are refused (400/404/415/422) before any dubbing.
+SCHEMATHESIS_EXAMPLES = 40
+
+
+@pytest.mark.slow
+def test_live_service_conforms_to_its_document(service, media) -> None:
+    """Every operation, positive and negative inputs, with the key: no 5xx, and every answer
+    (status, content type, body, headers) one the document declares. Then the answers generated
+    inputs cannot reach: no key (401 + WWW-Authenticate) and admission control (503 + Retry-After)."""
+    import schemathesis
+    from hypothesis import HealthCheck, Phase, given, settings
+    from hypothesis.errors import Unsatisfiable
+    from schemathesis.checks import (content_type_conformance, not_a_server_error, response_headers_conformance,
+                                     response_schema_conformance, status_code_conformance)
+    from schemathesis.core.failures import Failure, FailureGroup
+
+    checks = [not_a_server_error, status_code_conformance, content_type_conformance, response_schema_conformance,
+              response_headers_conformance]
+    schema = schemathesis.openapi.from_url(f"{service}/openapi.json", timeout=60)  # what the live app serves
+    examples: collections.Counter[str] = collections.Counter()
+    statuses: collections.Counter[int] = collections.Counter()
+    failures: list[str] = []
+    unsatisfiable: list[str] = []
+    t0 = time.perf_counter()
+    operations = [result.ok() for result in schema.get_all_operations()]
+    for op in operations:
+        for mode in (schemathesis.GenerationMode.POSITIVE, schemathesis.GenerationMode.NEGATIVE):
+
+            @given(case=op.as_strategy(generation_mode=mode))
+            @settings(max_examples=SCHEMATHESIS_EXAMPLES, derandomize=True, database=None, deadline=None,
+                      phases=[Phase.explicit, Phase.generate], suppress_health_check=list(HealthCheck))
+            def exercise(case) -> None:
+                examples[op.label] += 1
+                try:
+                    response = case.call_and_validate(headers=auth(), checks=checks, timeout=60)
+                    statuses[response.status_code] += 1
+                except (Failure, FailureGroup) as exc:
+                    failures.append(f"{op.label} [{mode.value}]: {exc}\n{case.as_curl_command(headers=auth())}")
+
+            try:
+                exercise()
+            except Unsatisfiable:  # nothing to get wrong: no parameters, or only strings in the path
+                assert mode is schemathesis.GenerationMode.NEGATIVE, op.label
+                unsatisfiable.append(op.label)
+    total = sum(examples.values())
+    print(f"schemathesis: {len(operations)} operations, {total} examples, {len(failures)} failures, "
+          f"{time.perf_counter() - t0:.0f} s; statuses {dict(sorted(statuses.items()))}; "
+          f"no negative inputs for {unsatisfiable}")
+    assert len(operations) == 9 and total >= len(operations) * 2
+    assert not failures, "\n\n".join(failures[:10])
+
+    by_label = {op.label: op for op in operations}
+    for label in ("GET /v1/jobs", "GET /metrics", "POST /v1/estimate"):
+        case = by_label[label].Case(**({"body": {}} if label.startswith("POST") else {}))
+        assert case.call_and_validate(checks=checks, timeout=60).status_code == 401  # no key
+    clip = {"video": str(media["video16"]), "audio": str(media["audio16"]), "options": FAST}
+    case = by_label["POST /v1/jobs/batch"].Case(body={"clips": [clip] * 3}, media_type="application/json")
+    conformance = [check for check in checks if check is not not_a_server_error]  # this 5xx is the point
+    assert case.call_and_validate(headers=auth(), checks=conformance, timeout=60).status_code == 503  # > max_pending_jobs
