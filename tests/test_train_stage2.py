@@ -393,3 +393,20 @@ def test_anchors_need_a_unet_with_anchor_stride(tiny):
                                         unet_overrides={"temporal": {"band": 2, "max_len": 64}}))
     with pytest.raises(LsrayError, match="anchor_stride"):
         Stage2Job(cfg, torch.device("cpu"))
+
+
+def test_training_keeps_fp32_weights_whatever_precision_the_bundle_samples_in(tiny, tmp_path):
+    """A bundle's ``precision`` is how it samples; stage 2 loads it in fp32 (as distillation and
+    the audio check do): a bf16 bundle would otherwise be fine-tuned in bf16 weights, its VAE too."""
+    import json
+    import shutil
+
+    from lsray.train.stage2 import Stage2Job
+
+    bundle = tmp_path / "bf16"
+    shutil.copytree(tiny["bundle"], bundle)
+    config = json.loads((bundle / "config.json").read_text())
+    (bundle / "config.json").write_text(json.dumps({**config, "precision": "bf16"}))
+    job = Stage2Job(load_job_config(stage2_config({**tiny, "bundle": bundle}, tmp_path / "out")), torch.device("cpu"))
+    assert {p.dtype for p in job.unet.parameters()} == {torch.float32}
+    assert {p.dtype for p in job.inputs.codec.vae.parameters()} == {torch.float32}

@@ -53,7 +53,7 @@ def audio_reliance(bundle: str | Path, shards: str | Path, *, timestep: int = 99
 
     if batch_size < 2:
         raise ValueError("batch_size must be >= 2: the wrong audio is another sequence's in the same batch")
-    b = load_bundle(str(bundle), device="cpu")
+    b = load_bundle(str(bundle), device="cpu", precision="fp32")  # whatever the bundle samples in
     size = image_size or b.config.resolution
     inputs = InpaintingInputs.from_bundle(b, size)
     sched = b.make_scheduler("ddim")

@@ -75,7 +75,7 @@ class DistillJob:
         from lsray.bundle import load_bundle
 
         self.cfg, self.device = cfg, device
-        bundle = load_bundle(cfg.teacher, device="cpu")
+        bundle = load_bundle(cfg.teacher, device="cpu", precision="fp32")  # whatever the bundle samples in
         self.bundle_config = bundle.config
         self.teacher = bundle.unet.to(device).eval().requires_grad_(False)
         self.anchor_stride = anchor_stride(self.teacher.config, cfg.anchors)  # None: no anchors training

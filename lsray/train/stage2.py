@@ -152,7 +152,7 @@ class Stage2Job:
         from lsray.models.syncnet import SyncNet
 
         self.cfg, self.device = cfg, device
-        bundle = load_bundle(cfg.bundle, device="cpu")
+        bundle = load_bundle(cfg.bundle, device="cpu", precision="fp32")  # whatever the bundle samples in
         self.export_config = exported_config(bundle.config, cfg)
         self.unet = upgraded_unet(bundle.unet, cfg.unet_overrides).to(device).train()
         self.anchor_stride = anchor_stride(self.unet.config, cfg.anchors)  # None: no anchors training
