@@ -2,10 +2,11 @@
 
 ``auto`` is half precision (fp16) on CUDA, where tensor cores make it ~2x faster and upstream
 LatentSync runs its UNet that way, and fp32 on the CPU, where fp16 kernels are slow; bf16 is
-available on both (on a CPU with AMX it is the fast choice: README, "Speed"). It applies to the
-UNet (and an LCM bundle's teacher) and to the VAE, except that in fp16 a VAE whose config asks to
-be upcast stays fp32 (SD's VAE overflows in fp16; bf16 has fp32's range); the audio encoders stay fp32: they
-cost ~1% of a window and their tokens feed every step. Latents and the scheduler's arithmetic
+available on both (on a CPU with AMX it halves the sample stage's time: README, Benchmarks,
+``precision_bench``). It applies to the UNet (and an LCM bundle's teacher) and to the VAE, except
+that in fp16 a VAE whose config asks to be upcast stays fp32 (SD's VAE overflows in fp16; bf16
+has fp32's range). The audio encoders stay fp32: they cost ~1% of a window and their tokens feed
+every step. Latents and the scheduler's arithmetic
 stay fp32 (``lsray.sampling.window``).
 """
 
