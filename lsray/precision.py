@@ -6,8 +6,7 @@ available on both (on a CPU with AMX it halves the sample stage's time: README, 
 ``precision_bench``). It applies to the UNet (and an LCM bundle's teacher) and to the VAE, except
 that in fp16 a VAE whose config asks to be upcast stays fp32 (SD's VAE overflows in fp16; bf16
 has fp32's range). The audio encoders stay fp32: they cost ~1% of a window and their tokens feed
-every step. Latents and the scheduler's arithmetic
-stay fp32 (``lsray.sampling.window``).
+every step. Latents and the scheduler's arithmetic stay fp32 (``lsray.sampling.window``).
 """
 
 from __future__ import annotations
