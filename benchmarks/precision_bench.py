@@ -41,9 +41,9 @@ def cpu_flags() -> list[str]:
 def run(bundle: str, clips: int) -> dict[str, Any]:
     import numpy as np
 
+    from benchmarks.fast_samplers import mouth_scores
     from lsray.bundle import load_bundle
     from lsray.demo.catalog import build_demo_catalog
-    from lsray.eval import video as vm
     from lsray.eval.clip import load_frames
     from lsray.pipeline.flow import ClipFlow
     from lsray.pipeline.local import run_clip
@@ -69,22 +69,16 @@ def run(bundle: str, clips: int) -> dict[str, Any]:
                     passes = r.sampling["steps"] * (2 if r.sampling["guidance"] > 1 else 1)
                 outputs[precision][clip.clip_id] = load_frames(str(out))
                 print(f"{clip.clip_id} {precision}: {r.timings.get('unet', 0.0):.1f} s UNet", file=sys.stderr)
+        scores = mouth_scores(demo, outputs, PRECISIONS[0])
         rows = []
         for precision in PRECISIONS:
-            vs_oracle, vs_ref = [], []
-            for clip in demo:
-                boxes = [g.mouth_box for g in clip.geometry()]
-                out = outputs[precision][clip.clip_id]
-                vs_oracle.append(vm.mouth_psnr(out, load_frames(clip.oracle), boxes))
-                if precision != PRECISIONS[0]:
-                    vs_ref.append(vm.mouth_psnr(out, outputs[PRECISIONS[0]][clip.clip_id], boxes))
+            vs_oracle, vs_ref = scores[precision]
             ms = {part: 1000 * s / frames for part, s in parts[precision].items()}
             total = sum(ms.values())
             student = ms["vae"] + ms["anchors"] / passes + ms["unet"] / passes  # one pass, same VAE work
             rows.append({
                 "precision": precision, "ms_per_frame": ms, "sample_ms_per_frame": total,
-                "speedup_vs_fp32": None, "mouth_psnr_vs_oracle": float(np.mean(vs_oracle)),
-                "mouth_psnr_vs_fp32": float(np.mean(vs_ref)) if vs_ref else None,
+                "speedup_vs_fp32": None, "mouth_psnr_vs_oracle": vs_oracle, "mouth_psnr_vs_fp32": vs_ref,
                 "one_step_student_bound": {"ms_per_frame": student, "speedup_vs_teacher": total / student},
             })
         for r in rows:
