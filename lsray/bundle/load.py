@@ -164,7 +164,7 @@ class ModelBundle:
         # force_upcast guards against fp16's overflow (SD's VAE overflows in fp16). bf16 has fp32's
         # range; on a CPU with AMX it runs the demo's VAE 2.8x faster (benchmarks/precision_bench.py).
         upcast = getattr(vae.config, "force_upcast", False) and self.dtype == torch.float16
-        return vae if upcast else vae.to(self.dtype)
+        return vae if upcast or self.dtype == vae.dtype else vae.to(self.dtype)  # (diffusers warns on any cast)
 
     def require_vae(self) -> "AutoencoderKL":
         """The VAE, or MissingWeightError naming ``vae/`` when the bundle has none."""
