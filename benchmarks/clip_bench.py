@@ -87,7 +87,9 @@ def main() -> None:
     print(f"UNet share of wall time: {100 * unet_share:.1f}%")
     summary = {"rss_ratio": ratio, "unet_share_of_wall": unet_share, "runs": results, "unet_config": BENCH_UNET}
     if args.out:
-        args.out.write_text(json.dumps(summary, indent=2))
+        from lsray.storage import write_json
+
+        write_json(str(args.out), summary)  # atomic, folders made
 
 
 def measure(bundle: Path, video: Path, audio: Path, out: Path, steps: int) -> dict:

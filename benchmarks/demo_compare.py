@@ -89,8 +89,9 @@ def main(argv: list[str] | None = None) -> int:
     print()
     print(paired_markdown(result))
     if args.out:
-        Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-        Path(args.out).write_text(json.dumps(result, indent=2))
+        from lsray.storage import write_json
+
+        write_json(str(args.out), result)  # atomic, folders made
     return 0
 
 

@@ -1,6 +1,6 @@
 """A consistency student against its own teacher: which step count to ship, and what it costs.
 
-    python -m benchmarks.student_steps [--bundle lsray/demo/bundle] [--clips 10] [--seed 2]
+    python -m benchmarks.student_steps [--bundle lsray/demo/bundle] [--clips 10] [--seed 2] [--precision bf16]
                                        [--out benchmarks/results/student_steps.json]
 
 The bundle must be an LCM student that carries its teacher (``jobs/configs/demo_v2.yaml`` makes
@@ -31,6 +31,7 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--syncnet", default=str(REPO / "lsray" / "demo" / "syncnet"))
     p.add_argument("--clips", type=int, default=10)
     p.add_argument("--seed", type=int, default=2)
+    p.add_argument("--precision", choices=("fp32", "bf16"), help="both teacher and student (default: the bundle's)")
     p.add_argument("--work", default="~/.cache/lsray/student-steps", help="clips and outputs")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "student_steps.json"))
     args = p.parse_args(argv)
@@ -50,16 +51,18 @@ def main(argv: list[str] | None = None) -> int:
     rows = []
     for name, options in [("teacher (DDIM, its steps and guidance)", {"sampler": "ddim"}),
                           *((f"student, {n} step{'s' if n > 1 else ''}", {"sampler": "lcm", "steps": n}) for n in (1, 2, 4))]:
-        m = evaluate(bundle, clips, scorer, work / "outputs" / f"{name.split(' ')[0]}{options.get('steps', '')}", **options)
+        m = evaluate(bundle, clips, scorer, work / "outputs" / f"{name.split(' ')[0]}{options.get('steps', '')}",
+                     precision=args.precision, **options)
         rows.append({"variant": name, **m})
         print(f"{name}: {json.dumps({k: m[k] for k in ('mouth_psnr', 'lse_c', 'seconds_per_frame')})}", file=sys.stderr)
     teacher = rows[0]
     for r in rows:
         r["psnr_vs_teacher"] = r["mouth_psnr"] - teacher["mouth_psnr"]
         r["speedup_vs_teacher"] = teacher["seconds_per_frame"] / r["seconds_per_frame"]
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps({"protocol": __doc__, "bundle": str(bundle), "seed": args.seed,
-                                          "clips": [c.clip_id for c in clips], "rows": rows}, indent=2))
+    from lsray.storage import write_json
+
+    write_json(args.out, {"protocol": __doc__, "bundle": str(bundle), "seed": args.seed, "precision": args.precision,
+                          "clips": [c.clip_id for c in clips], "rows": rows})
     print(markdown_table(rows, [*COLUMNS, ("psnr_vs_teacher", "PSNR vs teacher", 2), ("speedup_vs_teacher", "speed-up", 2)]))
     return 0
 

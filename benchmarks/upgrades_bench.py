@@ -69,7 +69,9 @@ def distill(start: Path, data: dict[str, Any], work: Path, steps: int, w: float)
     return out
 
 
-def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict[str, Any]:
+def evaluate(bundle: Path, clips, scorer, out_dir: Path, precision: str | None = None, **options: Any) -> dict[str, Any]:
+    """Dub ``clips`` with ``bundle`` (at ``precision``, None: the bundle's) and DubOptions(``options``),
+    in-process; their scores against the oracles, pooled and per clip."""
     from lsray.demo.report import score_clips, summarise
     from lsray.bundle import load_bundle
     from lsray.pipeline.local import run_clip
@@ -77,7 +79,7 @@ def evaluate(bundle: Path, clips, scorer, out_dir: Path, **options: Any) -> dict
     from lsray.pipeline.records import ClipSpec
     from lsray.pipeline.flow import ClipFlow
 
-    flow = ClipFlow(load_bundle(str(bundle)), encode_preset="veryfast")
+    flow = ClipFlow(load_bundle(str(bundle), precision=precision), encode_preset="veryfast")
     out_dir.mkdir(parents=True, exist_ok=True)
     results = {}
     for clip in clips:
@@ -201,8 +203,9 @@ def main(argv: list[str] | None = None) -> int:
     for n in (1, 2, 4):
         add(f"consistency, {n} step{'s' if n > 1 else ''}", student, sampler="lcm", steps=n)
     result = {"protocol": __doc__, "steps": args.steps, "clips": [c.clip_id for c in clips], "rows": rows}
-    Path(args.out).parent.mkdir(parents=True, exist_ok=True)
-    Path(args.out).write_text(json.dumps(result, indent=2))
+    from lsray.storage import write_json
+
+    write_json(args.out, result)  # atomic, folders made
     print(markdown_table(rows))
     print(paired_table(rows))
     return 0
