@@ -163,8 +163,21 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     with pytest.raises(ValueError, match="start_from brings its own UNet, Whisper and VAE: drop unet, vae"):
         _config(tmp_path, start_from=str(v1))
 
+    # without stage2 (jobs/configs/demo_student.yaml): a consistency student of a trained bundle as
+    # it is; its teacher is that bundle's UNet, unchanged, and only the distillation trains
+    only = RecipeConfig.model_validate({**fields, "work": str(tmp_path / "work-student"), "out": str(tmp_path / "student"),
+                                        "start_from": str(tmp_path / "bundle-reuse"), "stage2": None,
+                                        "distill": cfg.distill})
+    distilled = load_bundle(run_recipe(only), device="cpu")
+    assert distilled.config.sampler.method == "lcm" and distilled.config.sampler.detail_transfer
+    assert (distilled.teacher_unet.state_dict()["conv_in.weight"] == reused.unet.state_dict()["conv_in.weight"]).all()
+    assert distilled.config.provenance.global_step == reused.config.provenance.global_step + 2  # the distillation's
+    assert sorted(p.name for p in (tmp_path / "work-student").glob("*.done.json")) == ["student.done.json"]
+    with pytest.raises(ValueError, match="needs start_from and distill"):
+        _config(tmp_path, stage2=None)
 
-@pytest.mark.parametrize("name", ["demo.yaml", "demo_v2.yaml"])
+
+@pytest.mark.parametrize("name", ["demo.yaml", "demo_v2.yaml", "demo_student.yaml"])
 def test_shipped_recipes_validate_every_job_they_run(name, tmp_path):
     """A typo in a recipe's job section would surface hours into training: every section must be
     a valid job config as the recipe fills it in."""

@@ -15,7 +15,8 @@ project job or stage, each skipped when its output already exists (rerun = resum
    or, with ``start_from``, a trained bundle instead of steps 3-4: its Whisper makes the shards,
    its UNet and VAE start stage 2 (an audio input widened for the phoneme branch is zero-padded,
    so the fine-tune starts from exactly what that bundle computes);
-5. ``stage2``: the stage-2 job from ``init`` (or ``start_from``);
+5. ``stage2``: the stage-2 job from ``init`` (or ``start_from``; a recipe with ``start_from`` and
+   ``distill`` may leave it out: the start bundle as it is is then the teacher of step 6a);
 5a. ``audio_check`` (optional): the stage-2 UNet must do clearly worse with the wrong audio
    (:mod:`lsray.train.audio_check`); a UNet that learned to ignore its audio fails the recipe
    here, before anything is published;
@@ -91,7 +92,7 @@ class RecipeConfig(_Strict):
     # ... or an autoencoder folder (diffusers + latent_stats.json, e.g. a bundle's vae/) used as is:
     # no vae / vae_decoder steps (the VAE is most of the recipe's CPU time on a CPU machine)
     vae_from: str | None = None
-    stage2: dict[str, Any]  # a ``job: stage2`` config without bundle / out / data.shards
+    stage2: dict[str, Any] | None = None  # a ``job: stage2`` config without bundle / out / data.shards
     # a ``job: phoneme`` config without out (data.root defaults to the work folder): fused audio
     phoneme: dict[str, Any] | None = None
     vae_decoder: dict[str, Any] | None = None  # a ``job: vae`` config (decoder_only) without init / out / data.shards
@@ -104,6 +105,11 @@ class RecipeConfig(_Strict):
 
     @model_validator(mode="after")
     def _one_start(self) -> "RecipeConfig":
+        if self.stage2 is None:  # a distillation of start_from as it is
+            if self.start_from is None or self.distill is None:
+                raise ValueError("without stage2 a recipe distils start_from as it is: it needs start_from and distill")
+            if self.phoneme is not None or self.audio_check is not None:
+                raise ValueError("phoneme and audio_check act on stage 2: drop them, or add stage2")
         if self.start_from is not None:
             clash = [k for k in ("unet", "vae", "vae_from", "vae_decoder") if getattr(self, k) is not None]
             clash += ["whisper"] if self.whisper != WhisperSettings() else []  # (a dumped recipe has the default)
@@ -373,8 +379,11 @@ def run_recipe(cfg: RecipeConfig) -> Path:
             vae_dir = Path(cfg.vae_from)
         init = init_bundle(cfg, assets, vae_dir, work / "init", phoneme)
     stage2_dir = work / "stage2"
-    _train("stage2", section_job(cfg.stage2, "stage2", data, bundle=str(init), out=str(stage2_dir), **start_fields),
-           work / "stage2.done.json", 50)
+    if cfg.stage2 is None:  # distil the start bundle as it is (the validator made sure there is one)
+        stage2_dir = init
+    else:
+        _train("stage2", section_job(cfg.stage2, "stage2", data, bundle=str(init), out=str(stage2_dir), **start_fields),
+               work / "stage2.done.json", 50)
     if cfg.audio_check is not None:
         check_audio_use(cfg, stage2_dir, shards)
     shipped_vae = None
@@ -382,7 +391,7 @@ def run_recipe(cfg: RecipeConfig) -> Path:
         shipped_vae = work / "vae-decoder"
         _train("vae decoder", section_job(cfg.vae_decoder, "vae", data, decoder_only=True, init=str(vae_dir),
                                           out=str(shipped_vae)), work / "vae-decoder.done.json", 100)
-    steps = int(cfg.stage2.get("steps", 0))
+    steps = int((cfg.stage2 or {}).get("steps", 0))
     started = None if start is None else BundleConfig.read(start / "config.json").provenance
     steps += 0 if started is None else started.global_step or 0
     out = Path(cfg.out)
