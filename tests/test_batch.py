@@ -337,7 +337,7 @@ def _kill_while_working(job_id: str, stage: str, clip_id: str | None, stop: thre
 
     ledger = None
     while not stop.is_set():
-        time.sleep(0.2)
+        time.sleep(0.05)  # often enough to catch a short render at work on each attempt
         try:
             ledger = ledger or ray.get_actor(f"{job_id}-ledger")
             running = ray.get(ledger.running_units.remote(stage), timeout=10)
