@@ -87,8 +87,8 @@ class ClipShard:
     dubbing shard with no frame that :meth:`changes`: see ``ShardStage.dubbed_only``);
     affines: (n, 2, 3) frame -> crop (zeros where crops are); mouth_weight: (n,) 1 = dubbed
     mouth, 0 = original mouth (silence in the dub, or no face), ramped so switches never pop;
-    wave: the 16 kHz samples the audio stage reads; tokens: (n, 10 L, D) audio windows (left None when no frame :meth:`changes`);
-    generated: (n, S, S, 3) uint8.
+    wave: the 16 kHz samples the audio stage reads; tokens: (n, 10 L, D) audio windows (left None
+    when no frame :meth:`changes`); generated: (n, S, S, 3) uint8.
     """
 
     plan: ClipPlan
