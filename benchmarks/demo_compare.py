@@ -43,21 +43,24 @@ def per_clip(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
 
 
 def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
-    """Summaries (keep source first) and every run after the first minus the first, clip by clip."""
+    """Summaries (keep source first), every run after the first minus the first, clip by clip, and
+    each run's per-clip values (so a later variant can be paired with these runs without their
+    output folders)."""
     from lsray.eval.stats import paired_difference
 
     names = list(runs)
     first = runs[names[0]]["summary"]
     rows = [{"run": "keep the source mouth", **{k: first.get(f"{k}_keep_source") for k, _, _ in COLUMNS}}]
     rows += [{"run": name, **{k: runs[name]["summary"].get(k) for k, _, _ in COLUMNS}} for name in names]
-    ref = per_clip(runs[names[0]])
+    clips = {name: per_clip(runs[name]) for name in names}
+    ref = clips[names[0]]
     paired = {}
     for name in names[1:]:
-        mine = per_clip(runs[name])
+        mine = clips[name]
         ids = [i for i in mine if i in ref]
         paired[name] = {key: paired_difference([mine[i][key] for i in ids], [ref[i][key] for i in ids]).as_dict()
                         for key, _ in PAIRED}
-    return {"runs": names, "summary": rows, "paired_vs_first": paired}
+    return {"runs": names, "summary": rows, "paired_vs_first": paired, "per_clip": clips}
 
 
 def paired_markdown(result: dict[str, Any]) -> str:

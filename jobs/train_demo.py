@@ -26,8 +26,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--config", default=str(HERE / "configs" / "demo.yaml"))
     p.add_argument("--work", help="intermediate data (default: the config's)")
     p.add_argument("--out", help="where the bundle goes (default: the config's, relative to the repo)")
+    p.add_argument("--without", action="append", default=[], metavar="KEY",
+                   help="leave this setting of the config out (dotted: sampler.anchors; repeatable): an "
+                        "ablation, e.g. --without phoneme for demo_v2.yaml with Whisper-only audio")
     args = p.parse_args(argv)
-    cfg = RecipeConfig.read(args.config, work=args.work, out=args.out)
+    cfg = RecipeConfig.read(args.config, without=args.without, work=args.work, out=args.out)
     for field in ("out", "vae_from", "start_from", "syncnet_out"):  # relative paths are in the repo
         value = getattr(cfg, field)
         if value:

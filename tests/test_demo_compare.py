@@ -26,6 +26,9 @@ def test_later_runs_are_compared_with_the_first_clip_by_clip(tmp_path, capsys):
     assert d["mouth_psnr"]["n"] == 6 and d["mouth_psnr"]["mean"] == pytest.approx(0.5) and d["mouth_psnr"]["wins"] == 6
     assert d["lse_c_margin"]["mean"] == pytest.approx(0.05)
     assert d["mouth_sharpness"]["mean"] == 0.0 and d["bilabial_hit"]["n"] == 0
+    # each run's clips are kept, so a later variant can be paired with these runs
+    assert result["per_clip"]["v2"]["c0"]["mouth_psnr"] == 18.5
+    assert result["per_clip"]["v1"]["c5"]["lse_c_margin"] == pytest.approx(0.1)
 
     for name, run in (("a", old), ("b", new)):
         (tmp_path / name).mkdir()

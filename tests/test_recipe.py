@@ -195,3 +195,27 @@ def test_shipped_recipes_validate_every_job_they_run(name, tmp_path):
         if section is not None:
             job = section_job(section, kind, {"root": str(tmp_path)} if kind == "phoneme" else data, **fields)
             load_job_config(job)
+
+
+def test_an_ablation_is_the_shipped_recipe_without_one_upgrade(tmp_path):
+    """``--without`` (jobs/train_demo.py): demo_v2.yaml minus the settings named, each dotted key
+    removed where it is, the rest as the file says; the bundle's provenance names the variant, and
+    a key the file lacks is refused instead of training the full recipe under the variant's name."""
+    from lsray.bundle.config import BundleConfig
+    from lsray.train.recipe import _publish_settings
+
+    path = Path(__file__).parents[1] / "jobs" / "configs" / "demo_v2.yaml"
+    full = RecipeConfig.read(path, work=str(tmp_path))
+    cfg = RecipeConfig.read(path, without=["phoneme", "distill", "sampler.anchors", "stage2.anchors"], work=str(tmp_path))
+    assert full.phoneme is not None and full.distill is not None and full.sampler.anchors is not None
+    assert cfg.phoneme is None and cfg.distill is None and cfg.sampler.anchors is None
+    assert "anchors" in full.stage2 and "anchors" not in cfg.stage2
+    assert cfg.stage2 == {k: v for k, v in full.stage2.items() if k != "anchors"}
+    assert cfg.sampler.guidance_scale == full.sampler.guidance_scale and cfg.world == full.world
+    config = BundleConfig.read(Path(__file__).parents[1] / "lsray" / "demo" / "bundle" / "config.json")
+    _publish_settings(cfg, config, 10, None)
+    assert "(jobs/configs/demo_v2.yaml) without phoneme, distill, sampler.anchors, stage2.anchors:" in config.provenance.source
+    with pytest.raises(ValueError, match="no setting 'stage2.anchor' to leave out"):
+        RecipeConfig.read(path, without=["stage2.anchor"], work=str(tmp_path))
+    with pytest.raises(ValueError, match="no setting 'sampler.anchors.stride.x'"):
+        RecipeConfig.read(path, without=["sampler.anchors.stride.x"], work=str(tmp_path))

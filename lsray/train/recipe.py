@@ -102,6 +102,9 @@ class RecipeConfig(_Strict):
     # a ``job: distill`` config without teacher / out / data.shards: the shipped bundle is its student
     distill: dict[str, Any] | None = None
     voice: VoiceDefaults = Field(default_factory=VoiceDefaults)  # the shipped bundle's voice conversion
+    # settings :meth:`read` took out of the file (dotted keys: an ablation of one upgrade, e.g.
+    # ``phoneme`` or ``sampler.anchors``); kept so the bundle's provenance names the variant
+    without: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_start(self) -> "RecipeConfig":
@@ -125,9 +128,23 @@ class RecipeConfig(_Strict):
         return self
 
     @classmethod
-    def read(cls, path: str | Path, **overrides: Any) -> "RecipeConfig":
+    def read(cls, path: str | Path, without: list[str] | tuple[str, ...] = (), **overrides: Any) -> "RecipeConfig":
+        """The recipe in ``path`` with ``overrides`` set and the dotted keys in ``without`` removed
+        (``stage2.anchors``: the stage-2 section's ``anchors``), so an ablation is the shipped recipe
+        minus one upgrade rather than a copy of it. A key the file does not have is an error: a typo
+        would otherwise train the full recipe under the variant's name."""
         data = yaml.safe_load(Path(path).read_text()) or {}
         data.update({k: v for k, v in overrides.items() if v is not None})
+        for key in without:
+            *parents, leaf = key.split(".")
+            node = data
+            for part in parents:
+                node = node.get(part) if isinstance(node, dict) else None
+            if not isinstance(node, dict) or leaf not in node:
+                raise ValueError(f"{path} has no setting {key!r} to leave out")
+            del node[leaf]
+        if without:
+            data["without"] = [*data.get("without", []), *without]
         return cls.model_validate(data)
 
 
@@ -289,8 +306,9 @@ def _progress(name: str, every: int) -> Callable[[int, dict], None]:
     return report
 
 
-#: Settings that change no file in the work folder (where things go, what is checked).
-_NO_ARTEFACT = ("work", "out", "syncnet_out", "audio_check", "voice")
+#: Settings that change no file in the work folder (where things go, what is checked; ``without``
+#: only names what the other settings already leave out).
+_NO_ARTEFACT = ("work", "out", "syncnet_out", "audio_check", "voice", "without")
 
 
 def _artefact_settings(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -310,8 +328,9 @@ def _publish_settings(cfg: RecipeConfig, config: BundleConfig, steps: int, start
     distilled = ", LCM-distilled" if config.lcm is not None else ""
     if start is not None:
         distilled = f", fine-tuned from ({start.source}){distilled}"
-    config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml): synthetic world, "
-                                          f"{cfg.world.clips} train clips{distilled}", global_step=steps,
+    variant = f" without {', '.join(cfg.without)}" if cfg.without else ""
+    config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml){variant}: synthetic "
+                                          f"world, {cfg.world.clips} train clips{distilled}", global_step=steps,
                                    converted_by="lsray recipe")
 
 
