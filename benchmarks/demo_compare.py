@@ -7,8 +7,9 @@ Reads each run's ``metrics.json`` (the demo's report; same ``--clips`` and ``--s
 held-out clips) and prints (1) each run's summary as a README table, with keeping the source mouth
 as a row of its own, and (2) every later run minus the first, clip by clip
 (:func:`lsray.eval.stats.paired_difference`: mean +- 95 % CI, Wilcoxon p, clips ahead), on mouth
-PSNR, sharpness, the LSE-C margin over another clip's audio, lips shut on /p b m/ and open-vowel
-opening. Viseme hits are pooled over frames in (1) and per clip in (2).
+PSNR, sharpness, the LSE-C margin over another clip's audio, lips shut on /p b m/, open-vowel
+opening, flicker and the jump at window boundaries. Viseme hits are pooled over frames in (1) and
+per clip in (2).
 """
 
 from __future__ import annotations
@@ -23,11 +24,12 @@ from typing import Any
 COLUMNS = [("mouth_psnr", "mouth PSNR dB", 2), ("mouth_ssim", "mouth SSIM", 3), ("mouth_sharpness", "sharpness", 2),
            ("lse_c", "LSE-C", 3), ("lse_c_unsynced", "LSE-C, another clip's audio", 3), ("lse_d", "LSE-D", 2),
            ("bilabial_hit", "bilabial hit", 2), ("labiodental_hit", "f/v hit", 2), ("open_vowel", "open vowel", 2),
-           ("flicker", "flicker", 2), ("seconds_per_frame", "s / frame", 3),
+           ("flicker", "flicker", 2), ("boundary_jump", "boundary jump", 2), ("seconds_per_frame", "s / frame", 3),
            ("speaker_similarity", "speaker similarity", 3)]
 #: (key, header) of the per-clip comparisons; ``lse_c_margin`` is LSE-C minus another clip's audio's
 PAIRED = [("mouth_psnr", "mouth PSNR dB"), ("mouth_sharpness", "sharpness"), ("lse_c_margin", "LSE-C margin"),
-          ("bilabial_hit", "bilabial hit"), ("open_vowel", "open vowel")]
+          ("bilabial_hit", "bilabial hit"), ("open_vowel", "open vowel"), ("flicker", "flicker"),
+          ("boundary_jump", "boundary jump")]
 
 
 def per_clip(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
