@@ -169,8 +169,14 @@ def _spec(catalog: Path, out: str, ray_cluster, **kw) -> JobSpec:
 def test_stages_run_where_their_resources_ask_and_metrics_are_exported(ray_cluster, media, tmp_path):
     catalog = write_catalog(tmp_path / "c.jsonl", [
         {"clip_id": "a", "video": str(media / "face.mp4"), "audio": str(media / "speech.wav")}])
+    theirs = tmp_path / "out" / "_lsray_staging" / "another-job" / "b-0123456789ab" / "segment-00000.mp4"
+    theirs.parent.mkdir(parents=True)
+    theirs.write_bytes(b"another job's segment, still to be assembled")
     outcome = run_job(_spec(catalog, str(tmp_path / "out"), ray_cluster, metrics_port=0))
     assert [r.status for r in outcome.reports] == ["done"]
+    # The job swept its own staging folder only: a job sharing the staging root keeps its files.
+    assert [p.relative_to(tmp_path / "out") for p in (tmp_path / "out" / "_lsray_staging").rglob("*") if p.is_file()] \
+        == [theirs.relative_to(tmp_path / "out")]
     assert outcome.placement["sample"] == [ray_cluster.accel_node_id]  # the accelerator node, only
     for stage in ("prepare", "shard", "audio", "render", "assemble"):
         assert outcome.placement[stage], stage

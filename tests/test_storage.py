@@ -88,6 +88,30 @@ def test_local_atomic_writer_leaves_nothing_when_the_writer_raises(tmp_path: Pat
     assert [p.name for p in tmp_path.iterdir()] == ["clip.mp4"]
 
 
+def test_deleting_a_local_prefix_takes_what_a_killed_writer_left(tmp_path: Path) -> None:
+    """A render worker killed mid-copy (its node lost) leaves a ``.partial`` file that listings
+    hide; the job's sweep of its staging folder must take it too, and nothing of another job's."""
+    root = tmp_path / "_lsray_staging"
+    clip = root / "job-a" / "n0-0123456789ab"
+    clip.mkdir(parents=True)
+    (clip / "segment-00000.mp4").write_bytes(b"done")
+    (clip / ".segment-00001.25198084.partial.mp4").write_bytes(b"half")
+    other = root / "job-b" / "n1-0123456789ab" / "segment-00000.mp4"
+    other.parent.mkdir(parents=True)
+    other.write_bytes(b"theirs")
+    assert storage.list_prefix(str(root / "job-a")) == [str(clip / "segment-00000.mp4")]  # the partial is hidden
+
+    storage.delete_prefix(str(root / "job-a"))
+    storage.remove_empty_folder(str(root))
+    assert not (root / "job-a").exists()
+    assert other.read_bytes() == b"theirs"  # the root is shared: kept while another job uses it
+
+    storage.delete_prefix(str(root / "job-b"))
+    storage.remove_empty_folder(str(root))
+    assert not root.exists()
+    storage.delete_prefix(str(root / "never-made"))  # best effort: nothing there is not an error
+
+
 def test_s3_multipart_roundtrip_two_parts(moto_s3: S3Config, s3_bucket: str, tmp_path: Path) -> None:
     data = os.urandom(MIN_PART_SIZE + 123_457)  # > 5 MiB: two parts with the minimum part size
     src = tmp_path / "big.bin"

@@ -106,7 +106,8 @@ class BatchConfig(BaseModel):
     precision: Precision | None = None
     #: Sample stage: torch.compile the UNet (each sample actor compiles once, on its first window).
     compile_unet: bool = False
-    #: Where segments wait between render and assemble ('' = <out>/_lsray_staging).
+    #: Where segments wait between render and assemble ('' = <out>/_lsray_staging); each job
+    #: stages in <staging>/<job id> and removes that folder when it ends.
     staging: str = ""
 
     def stage(self, name: str) -> StageConfig:

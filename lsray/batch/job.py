@@ -143,7 +143,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
     from lsray.batch.metrics import DriverMetrics
     from lsray.batch.records import ClipTicket, decode, encode
     from lsray.bundle.identity import model_id
-    from lsray.storage import delete_prefix
+    from lsray.storage import delete_prefix, remove_empty_folder
     from lsray.catalog import read_catalog, validate_template
     from lsray.errors import first_line
     from lsray.report import ClipReport, write_report
@@ -165,7 +165,10 @@ def run_job(spec: JobSpec) -> JobOutcome:
         metrics.serve(spec.metrics_port)
     ledger_name = f"{job_id}-ledger"
     ledger = create_ledger(ledger_name)
-    staging = spec.config.staging or join(spec.out, "_lsray_staging")
+    # Each job stages in its own folder: the end-of-job sweep (which also takes what a worker
+    # killed mid-write left) must not touch another job's clips under a shared staging root.
+    staging_root = spec.config.staging or join(spec.out, "_lsray_staging")
+    staging = join(staging_root, job_id)
     ctx = WorkerContext(
         bundle=spec.model, out_root=spec.out, staging_root=staging, template=spec.template,
         model_id=bundle_id, settings={"template": spec.template, "encode_preset": spec.config.encode_preset},
@@ -282,6 +285,7 @@ def run_job(spec: JobSpec) -> JobOutcome:
     clips_bar.close()
     frames_bar.close()
     delete_prefix(staging)
+    remove_empty_folder(staging_root)
     wall = time.perf_counter() - t_start
     summary = write_report(spec.out, ordered, wall_seconds=wall)
     text = metrics.text()

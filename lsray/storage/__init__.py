@@ -5,7 +5,7 @@ files (``digest``: model weights), local copies for ffmpeg, and atomic writes to
 (local temp + rename; S3 multipart upload). No Ray imports.
 """
 
-from lsray.storage.cleanup import delete_prefix, delete_uris
+from lsray.storage.cleanup import delete_prefix, delete_uris, remove_empty_folder
 from lsray.storage.arrow import arrow_filesystem, open_input_file, open_input_stream
 from lsray.storage.backends import LocalStorage, S3Storage, Storage, open_uri, partial_path
 from lsray.storage.errors import ObjectNotFoundError, StorageAccessError, StorageError, UnsupportedSchemeError
@@ -59,6 +59,7 @@ __all__ = [
     "parse_uri",
     "partial_path",
     "read_bytes",
+    "remove_empty_folder",
     "resolve_reference",
     "set_default_s3_config",
     "size",
