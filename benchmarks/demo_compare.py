@@ -2,9 +2,11 @@
 
     lsray demo --model OLD --clips 40 --voice builtin --out runs/old    # and the same for NEW
     python -m benchmarks.demo_compare v1=runs/old v2=runs/new [--out benchmarks/results/demo_v2.json]
+    python -m benchmarks.demo_compare v1=benchmarks/results/demo_v2.json@v1 v3=runs/v3   # a stored run
 
 Reads each run's ``metrics.json`` (the demo's report; same ``--clips`` and ``--seed``, so the same
-held-out clips) and prints (1) each run's summary as a README table, with keeping the source mouth
+held-out clips), or a run stored in an earlier comparison's JSON (``FILE.json@NAME``: its summary
+row and per-clip values, so a new variant is paired with it without its output folder), and prints (1) each run's summary as a README table, with keeping the source mouth
 as a row of its own, and (2) every later run minus the first, clip by clip
 (:func:`lsray.eval.stats.paired_difference`: mean +- 95 % CI, Wilcoxon p, clips ahead), on mouth
 PSNR, sharpness, the LSE-C margin over another clip's audio, lips shut on /p b m/, open-vowel
@@ -33,7 +35,7 @@ PAIRED = [("mouth_psnr", "mouth PSNR dB"), ("mouth_sharpness", "sharpness"), ("l
 
 
 def per_clip(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
-    """clip id -> the PAIRED values of one run (None where a clip was not scored)."""
+    """clip id -> the PAIRED values of one demo run (None where a clip was not scored)."""
     from lsray.demo.report import lse_c_margin
 
     out = {}
@@ -44,17 +46,43 @@ def per_clip(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def from_demo(metrics: dict[str, Any]) -> dict[str, Any]:
+    """A run as :func:`compare` takes it, from a demo's ``metrics.json``: its summary, the
+    keep-the-source-mouth summary of the same clips, and its per-clip values."""
+    summary = metrics["summary"]
+    return {"summary": {k: summary.get(k) for k, _, _ in COLUMNS},
+            "keep_source": {k: summary.get(f"{k}_keep_source") for k, _, _ in COLUMNS},
+            "clips": per_clip(metrics)}
+
+
+def from_stored(result: dict[str, Any], name: str) -> dict[str, Any]:
+    """The run ``name`` of an earlier :func:`compare` result (its JSON), as :func:`compare` takes it."""
+    rows = {r["run"]: r for r in result["summary"]}
+    if name not in result["per_clip"]:
+        raise ValueError(f"no run {name!r} stored there; it holds {', '.join(repr(r) for r in result['runs'])}")
+    return {"summary": {k: rows[name].get(k) for k, _, _ in COLUMNS},
+            "keep_source": {k: rows["keep the source mouth"].get(k) for k, _, _ in COLUMNS},
+            "clips": result["per_clip"][name]}
+
+
+def load(where: str) -> dict[str, Any]:
+    """A demo output folder, or ``FILE.json@NAME`` (a run stored in an earlier comparison)."""
+    path, at, name = where.rpartition("@")
+    if at and path.endswith(".json"):
+        return from_stored(json.loads(Path(path).read_text()), name)
+    return from_demo(json.loads((Path(where) / "metrics.json").read_text()))
+
+
 def compare(runs: dict[str, dict[str, Any]]) -> dict[str, Any]:
     """Summaries (keep source first), every run after the first minus the first, clip by clip, and
     each run's per-clip values (so a later variant can be paired with these runs without their
-    output folders)."""
+    output folders). ``runs``: name -> :func:`from_demo` / :func:`from_stored`."""
     from lsray.eval.stats import paired_difference
 
     names = list(runs)
-    first = runs[names[0]]["summary"]
-    rows = [{"run": "keep the source mouth", **{k: first.get(f"{k}_keep_source") for k, _, _ in COLUMNS}}]
-    rows += [{"run": name, **{k: runs[name]["summary"].get(k) for k, _, _ in COLUMNS}} for name in names]
-    clips = {name: per_clip(runs[name]) for name in names}
+    rows = [{"run": "keep the source mouth", **runs[names[0]]["keep_source"]}]
+    rows += [{"run": name, **runs[name]["summary"]} for name in names]
+    clips = {name: runs[name]["clips"] for name in names}
     ref = clips[names[0]]
     paired = {}
     for name in names[1:]:
@@ -78,15 +106,19 @@ def paired_markdown(result: dict[str, Any]) -> str:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.splitlines()[0])
-    p.add_argument("runs", nargs="+", metavar="NAME=DIR", help="demo output folders; the first is the reference")
+    p.add_argument("runs", nargs="+", metavar="NAME=DIR|NAME=FILE.json@RUN",
+                   help="demo output folders or stored runs; the first is the reference")
     p.add_argument("--out", help="write the comparison as JSON here")
     args = p.parse_args(argv)
     runs = {}
     for spec in args.runs:
-        name, _, folder = spec.partition("=")
-        if not folder:
-            p.error(f"{spec}: expected NAME=DIR")
-        runs[name] = json.loads((Path(folder) / "metrics.json").read_text())
+        name, _, where = spec.partition("=")
+        if not where:
+            p.error(f"{spec}: expected NAME=DIR or NAME=FILE.json@RUN")
+        try:
+            runs[name] = load(where)
+        except (OSError, ValueError, KeyError) as exc:
+            p.error(f"{spec}: {exc}")
     from benchmarks.upgrades_bench import markdown_table
 
     result = compare(runs)
