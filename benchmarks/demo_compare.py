@@ -6,8 +6,9 @@
 
 Reads each run's ``metrics.json`` (the demo's report; same ``--clips`` and ``--seed``, so the same
 held-out clips), or a run stored in an earlier comparison's JSON (``FILE.json@NAME``: its summary
-row and per-clip values, so a new variant is paired with it without its output folder), and prints (1) each run's summary as a README table, with keeping the source mouth
-as a row of its own, and (2) every later run minus the first, clip by clip
+row and per-clip values, so a new variant is paired with it without its output folder), and
+prints (1) each run's summary as a README table, with keeping the source mouth as a row of its
+own, and (2) every later run minus the first, clip by clip
 (:func:`lsray.eval.stats.paired_difference`: mean +- 95 % CI, Wilcoxon p, clips ahead), on mouth
 PSNR, sharpness, the LSE-C margin over another clip's audio, lips shut on /p b m/, open-vowel
 opening, flicker and the jump at window boundaries. Viseme hits are pooled over frames in (1) and
