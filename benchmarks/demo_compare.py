@@ -47,12 +47,16 @@ def per_clip(run: dict[str, Any]) -> dict[str, dict[str, float | None]]:
     return out
 
 
+def _columns(row: dict[str, Any], suffix: str = "") -> dict[str, Any]:
+    """The COLUMNS values of a summary (``suffix``: ``_keep_source`` for that row's)."""
+    return {k: row.get(f"{k}{suffix}") for k, _, _ in COLUMNS}
+
+
 def from_demo(metrics: dict[str, Any]) -> dict[str, Any]:
     """A run as :func:`compare` takes it, from a demo's ``metrics.json``: its summary, the
     keep-the-source-mouth summary of the same clips, and its per-clip values."""
     summary = metrics["summary"]
-    return {"summary": {k: summary.get(k) for k, _, _ in COLUMNS},
-            "keep_source": {k: summary.get(f"{k}_keep_source") for k, _, _ in COLUMNS},
+    return {"summary": _columns(summary), "keep_source": _columns(summary, "_keep_source"),
             "clips": per_clip(metrics)}
 
 
@@ -61,8 +65,7 @@ def from_stored(result: dict[str, Any], name: str) -> dict[str, Any]:
     rows = {r["run"]: r for r in result["summary"]}
     if name not in result["per_clip"]:
         raise ValueError(f"no run {name!r} stored there; it holds {', '.join(repr(r) for r in result['runs'])}")
-    return {"summary": {k: rows[name].get(k) for k, _, _ in COLUMNS},
-            "keep_source": {k: rows["keep the source mouth"].get(k) for k, _, _ in COLUMNS},
+    return {"summary": _columns(rows[name]), "keep_source": _columns(rows["keep the source mouth"]),
             "clips": result["per_clip"][name]}
 
 

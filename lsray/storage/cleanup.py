@@ -11,6 +11,14 @@ from .s3_config import S3Config, default_s3_config
 from .uri import is_s3_uri, parse_uri
 
 
+def remove_empty_folder(uri: str) -> None:
+    """Remove a local folder if nothing is left in it (a staging root other jobs may still use).
+    S3 has no folders: nothing to do there."""
+    if not is_s3_uri(uri):
+        with contextlib.suppress(OSError):
+            os.rmdir(parse_uri(uri).path)
+
+
 def delete_uris(uris: list[str], config: S3Config | None = None) -> None:
     """Best-effort delete (a leftover segment is harmless: the next run overwrites it)."""
     for uri in uris:
@@ -21,8 +29,7 @@ def delete_uris(uris: list[str], config: S3Config | None = None) -> None:
             else:
                 path = parse_uri(uri).path
                 os.remove(path)
-                with contextlib.suppress(OSError):
-                    os.rmdir(os.path.dirname(path))  # the clip's folder, once empty
+                remove_empty_folder(os.path.dirname(path))  # the clip's folder, once empty
 
 
 def delete_prefix(uri: str, config: S3Config | None = None) -> None:
@@ -36,11 +43,3 @@ def delete_prefix(uri: str, config: S3Config | None = None) -> None:
         return
     with contextlib.suppress(Exception):
         delete_uris(list_prefix(uri, config), config)
-
-
-def remove_empty_folder(uri: str) -> None:
-    """Remove a local folder if nothing is left in it (a staging root other jobs may still use).
-    S3 has no folders: nothing to do there."""
-    if not is_s3_uri(uri):
-        with contextlib.suppress(OSError):
-            os.rmdir(parse_uri(uri).path)
