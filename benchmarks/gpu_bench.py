@@ -51,7 +51,7 @@ def build_unet(full: bool, device: torch.device, dtype: torch.dtype, lcm: bool):
 
 def time_window(unet, sampler: str, steps: int, guidance: float, deep_cache: int, size: int, windows: int,
                 device: torch.device, repeats: int) -> dict:
-    from lsray.sampling import WindowConditioning, denoise_window
+    from lsray.sampling.window import WindowConditioning, denoise_window
 
     h = size // 8
     g = torch.Generator().manual_seed(0)

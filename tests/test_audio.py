@@ -8,20 +8,11 @@ import torch
 from safetensors.torch import load_file
 from transformers import WhisperConfig, WhisperModel
 
-from lsray.audio import (
-    ROWS_PER_WINDOW,
-    FusedAudioEncoder,
-    PhonemeEncoder,
-    WhisperEncoder,
-    chunks,
-    frame_times,
-    load_wave,
-    num_rows,
-    stream_windows,
-    upstream_frame_count,
-    windows_at,
-)
-from lsray.audio.mel import MAX_PASS_BLOCK_FRAMES, WINDOW_FRAMES, HOP_LENGTH, N_FFT
+from lsray.audio.fused import FusedAudioEncoder
+from lsray.audio.phoneme import PhonemeEncoder
+from lsray.audio.whisper import WhisperEncoder, load_wave
+from lsray.audio.windows import ROWS_PER_WINDOW, chunks, frame_times, stream_windows, upstream_frame_count, windows_at
+from lsray.audio.mel import HOP_LENGTH, MAX_PASS_BLOCK_FRAMES, N_FFT, WINDOW_FRAMES, num_rows
 from lsray.errors import MissingWeightError
 from lsray.train.tiny import tiny_phoneme_encoder
 
@@ -276,8 +267,9 @@ def test_fused_stream_and_phoneme_rows(encoder, short_wave):
 
 def test_shard_span_windows_equal_full_stream(parity_dir):
     """A shard carrying only its sample span (+ the file's mel max) gets the same windows."""
-    from lsray.audio import WaveSlice, samples_for_rows
     from lsray.audio.mel import log_mel_max, num_rows
+    from lsray.audio.wave import WaveSlice
+    from lsray.audio.whisper import samples_for_rows
     from lsray.audio.windows import rows_for_times
 
     encoder = WhisperEncoder.from_openai(parity_dir / "whisper_small" / "tiny.pt")

@@ -15,7 +15,7 @@ from safetensors.torch import load_file
 from bundles import make_latentsync_src
 from lsray.errors import BundleError, MissingWeightError
 from lsray.bundle import BundleConfig, load_bundle, resolve_bundle
-from lsray.models import LipSyncUNet
+from lsray.models.unet import LipSyncUNet
 from lsray.bundle.load import register_resolver
 from lsray.bundle.convert import convert_latentsync, default_mask
 

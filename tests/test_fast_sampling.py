@@ -12,7 +12,7 @@ import pytest
 import torch
 
 from lsray.bundle import load_bundle
-from lsray.sampling import WindowConditioning, denoise_window, initial_noise, visited_timesteps
+from lsray.sampling.window import WindowConditioning, denoise_window, initial_noise, visited_timesteps
 
 REPO = Path(__file__).resolve().parents[1]
 FRAMES, H = 16, 8

@@ -11,7 +11,10 @@ import numpy as np
 import pytest
 import torch
 
-from lsray.audio import PHONEME_DIM, FusedAudioEncoder, chunks, load_wave
+from lsray.audio.fused import FusedAudioEncoder
+from lsray.audio.phoneme import PHONEME_DIM
+from lsray.audio.whisper import load_wave
+from lsray.audio.windows import chunks
 from lsray.errors import BundleError, LsrayError, MissingWeightError
 from lsray.bundle import BundleConfig, load_bundle
 from lsray.bundle.config import CONFIG_FILE, PHONEME_DIR

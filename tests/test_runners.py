@@ -85,7 +85,7 @@ def clip(tmp_path_factory) -> dict[str, Path]:
 @pytest.fixture(scope="module")
 def expected_timesteps(distilled) -> list[int]:
     from lsray.bundle import BundleConfig
-    from lsray.sampling import visited_timesteps
+    from lsray.sampling.window import visited_timesteps
 
     cfg = BundleConfig.read(distilled / "config.json")
     grid = visited_timesteps("lcm", STUDENT_STEPS, cfg.sampler.scheduler, lcm_grid=GRID)

@@ -13,7 +13,7 @@ import torch
 from lsray.bundle import load_bundle
 from lsray.pipeline.sample import SampleStage, _Window
 from lsray.pipeline.flow import ClipFlow
-from lsray.sampling import WindowConditioning
+from lsray.sampling.window import WindowConditioning
 
 FRAMES = 2
 

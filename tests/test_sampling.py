@@ -6,8 +6,9 @@ import pytest
 import torch
 from safetensors.torch import load_file
 
-from lsray.models import LipSyncUNet
-from lsray.sampling import WindowConditioning, denoise_window, guidance_embedding, initial_noise, visited_timesteps
+from lsray.models.unet import LipSyncUNet
+from lsray.sampling.guidance import guidance_embedding
+from lsray.sampling.window import WindowConditioning, denoise_window, initial_noise, visited_timesteps
 
 
 @pytest.fixture(scope="module")

@@ -60,7 +60,7 @@ def test_shards_hold_what_the_pipeline_gives_the_unet(catalog, tmp_path):
     """Training shards are made by the dubbing pipeline's own steps: the stored crops and audio
     tokens are the ones the flow's shard and audio steps give the sample stage for that clip, and
     the demo's SyncNet scorer sees the same faces on the same frames."""
-    from lsray.audio import FusedAudioEncoder
+    from lsray.audio.fused import FusedAudioEncoder
     from lsray.face import aligned_face_crops
     from lsray.media import iter_frames
     from lsray.pipeline.audio import AudioStage

@@ -6,7 +6,8 @@ import pytest
 import torch
 
 from lsray.bundle import load_bundle
-from lsray.sampling import WindowConditioning, denoise_window, initial_noise, make_scheduler
+from lsray.sampling.schedulers import make_scheduler
+from lsray.sampling.window import WindowConditioning, denoise_window, initial_noise
 from lsray.train.config import load_job_config
 from lsray.train.data import collate, local_sequences
 from lsray.train.distill import boundary_scalings, student_from_teacher

@@ -139,7 +139,7 @@ def test_loss_goes_down_on_a_fixed_batch(tmp_path):
 
 
 def test_the_real_config_gives_a_50_hz_model_as_wide_as_the_phoneme_branch():
-    from lsray.audio import PHONEME_DIM
+    from lsray.audio.phoneme import PHONEME_DIM
     from lsray.train.phoneme import phoneme_model_config
 
     cfg = load_job_config(REPO / "jobs" / "configs" / "phoneme.yaml")
@@ -149,7 +149,8 @@ def test_the_real_config_gives_a_50_hz_model_as_wide_as_the_phoneme_branch():
 
 
 def test_export_loads_into_the_fused_encoder_with_unit_scale_phoneme_entries(tmp_path):
-    from lsray.audio import PHONEME_DIM, FusedAudioEncoder
+    from lsray.audio.fused import FusedAudioEncoder
+    from lsray.audio.phoneme import PHONEME_DIM
     from lsray.audio.phoneme import PhonemeEncoder
     from lsray.train.phoneme_data import PCM_SCALE, local_utterances
     from lsray.train.runner import train_local

@@ -9,7 +9,8 @@ import torch
 from safetensors.torch import load_file
 
 from lsray.errors import CheckpointMismatchError, MissingWeightError
-from lsray.models import LipSyncUNet, UNetConfig
+from lsray.models.config import UNetConfig
+from lsray.models.unet import LipSyncUNet
 from lsray.models.latentsync import compare_shapes, read_state_dict
 from lsray.models.temporal import TemporalTransformer
 

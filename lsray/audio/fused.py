@@ -15,7 +15,8 @@ import numpy as np
 import torch
 from torch import nn
 
-from lsray.audio.mel import WaveSource, num_rows
+from lsray.audio.mel import num_rows
+from lsray.audio.wave import WaveSource
 from lsray.audio.phoneme import PhonemeEncoder
 from lsray.audio.whisper import DEFAULT_HOP_FRAMES, FeatureBlock, WhisperEncoder, windows_from_blocks
 from lsray.audio.windows import chunks, rows_for_times, windows_at

@@ -11,10 +11,11 @@ of the reflect-padded wave, so any span of frames can be computed from a span of
 from __future__ import annotations
 
 from functools import lru_cache
-from typing import Protocol
 
 import numpy as np
 import torch
+
+from lsray.audio.wave import WaveSource
 
 SAMPLE_RATE = 16_000
 N_FFT = 400
@@ -27,39 +28,6 @@ WINDOW_ROWS = WINDOW_FRAMES // 2
 ROWS_PER_SECOND = SAMPLE_RATE // HOP_LENGTH // 2
 #: Mel frames per block of the first (global max) pass: 30 s (~15 MB of STFT), whatever the length.
 MAX_PASS_BLOCK_FRAMES = 3_000
-
-
-class WaveSource(Protocol):
-    """Anything with a length and contiguous slicing: a numpy array, an ``np.memmap``...
-
-    The encoders only ever read ``wave[lo:hi]`` spans, so a memory-mapped hour of audio works.
-    """
-
-    def __len__(self) -> int: ...
-
-    def __getitem__(self, index: slice) -> np.ndarray: ...
-
-
-class WaveSlice:
-    """The samples ``[offset, offset + len(data))`` of a longer 16 kHz track, as a WaveSource.
-
-    A shard of a long clip carries only the span its encoder windows read
-    (:func:`lsray.audio.whisper.samples_for_rows`); reading outside it is a bug, so it raises.
-    """
-
-    def __init__(self, data: np.ndarray, offset: int, total: int) -> None:
-        self.data = np.asarray(data, dtype=np.float32)
-        self.offset = offset
-        self.total = total
-
-    def __len__(self) -> int:
-        return self.total
-
-    def __getitem__(self, index: slice) -> np.ndarray:
-        lo, hi, _ = index.indices(self.total)
-        if lo < self.offset or hi > self.offset + len(self.data):
-            raise IndexError(f"samples [{lo}, {hi}) are outside this slice [{self.offset}, {self.offset + len(self.data)})")
-        return self.data[lo - self.offset : hi - self.offset]
 
 
 @lru_cache(maxsize=4)

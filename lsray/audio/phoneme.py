@@ -15,15 +15,19 @@ from __future__ import annotations
 import json
 import math
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
-from lsray.audio.mel import HOP_LENGTH, SAMPLE_RATE, WaveSource, num_rows
+from lsray.audio.mel import HOP_LENGTH, SAMPLE_RATE, num_rows
+from lsray.audio.wave import WaveSource
 from lsray.device import default_device
 from lsray.errors import MissingWeightError
+
+if TYPE_CHECKING:  # transformers loads where a model is built: prepare's wave statistics need none of it
+    from transformers import Wav2Vec2Config, Wav2Vec2ForCTC
 
 #: Width of the projected phoneme vector (Whisper tiny 384 + 128 = the UNet's 512).
 PHONEME_DIM = 128
@@ -75,6 +79,8 @@ class PhonemeEncoder(nn.Module):
     @classmethod
     def from_config(cls, config: Wav2Vec2Config, **kwargs) -> "PhonemeEncoder":
         """Random weights from a config (tests, or before loading a fine-tuned projection)."""
+        from transformers import Wav2Vec2ForCTC
+
         return cls(Wav2Vec2ForCTC(config), **kwargs)
 
     @classmethod
@@ -96,6 +102,8 @@ class PhonemeEncoder(nn.Module):
         prep = w2v_dir / "preprocessor_config.json"
         if prep.is_file() and "normalize" not in kwargs:
             kwargs["normalize"] = bool(json.loads(prep.read_text()).get("do_normalize", True))
+        from transformers import Wav2Vec2ForCTC
+
         encoder = cls(Wav2Vec2ForCTC.from_pretrained(w2v_dir, local_files_only=True), **kwargs)
         if projection is not None:
             from safetensors.torch import load_file

@@ -10,7 +10,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from lsray.audio.mel import HOP_LENGTH, SAMPLE_RATE, WaveSource
+from lsray.audio.mel import HOP_LENGTH, SAMPLE_RATE
+from lsray.audio.wave import WaveSource
 
 #: Samples per 50 Hz row (two mel hops: 20 ms).
 ROW_SAMPLES = 2 * HOP_LENGTH

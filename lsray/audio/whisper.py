@@ -15,27 +15,28 @@ from __future__ import annotations
 import itertools
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
 import torch
 from torch import nn
-from transformers import WhisperConfig
-from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
 
 from lsray.audio.mel import (
     WINDOW_FRAMES,
     WINDOW_ROWS,
-    WaveSource,
     log_mel_max,
     log_mel_span,
     normalise,
     num_frames,
     num_rows,
 )
+from lsray.audio.wave import WaveSource
 from lsray.audio.windows import rows_for_times, stream_windows
 from lsray.device import default_device
 from lsray.errors import CheckpointMismatchError, MediaError, MissingWeightError
+
+if TYPE_CHECKING:  # transformers loads where a model is built: the row arithmetic here needs none of it
+    from transformers import WhisperConfig
 
 #: Default hop between encoder windows: 20 s (2000 mel frames), i.e. a 10 s cross-faded overlap.
 DEFAULT_HOP_FRAMES = 2_000
@@ -87,6 +88,8 @@ def openai_to_hf_state_dict(openai_sd: dict[str, torch.Tensor]) -> dict[str, tor
 
 def config_from_openai_dims(dims: dict[str, int]) -> WhisperConfig:
     """A transformers ``WhisperConfig`` whose encoder has the checkpoint's audio dims."""
+    from transformers import WhisperConfig
+
     return WhisperConfig(
         num_mel_bins=dims["n_mels"],
         max_source_positions=dims["n_audio_ctx"],
@@ -114,6 +117,8 @@ class WhisperEncoder(nn.Module):
     """
 
     def __init__(self, config: WhisperConfig, device: torch.device | None = None) -> None:
+        from transformers.models.whisper.modeling_whisper import WhisperEncoder as HFWhisperEncoder
+
         super().__init__()
         config._attn_implementation = "eager" if config._attn_implementation is None else config._attn_implementation
         self.encoder = HFWhisperEncoder(config)
@@ -159,6 +164,8 @@ class WhisperEncoder(nn.Module):
             state = torch.load(hf_dir / "pytorch_model.bin", map_location="cpu", weights_only=True)
         else:
             raise MissingWeightError(hf_dir / "model.safetensors", "Whisper weights")
+        from transformers import WhisperConfig
+
         config = WhisperConfig.from_pretrained(hf_dir, local_files_only=True)
         encoder_state = {}
         for key, value in state.items():

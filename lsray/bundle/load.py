@@ -85,15 +85,30 @@ class ModelBundle:
     unless asked not to, so a broken bundle fails at load time.
     """
 
-    def __init__(self, path: Path, config: BundleConfig, device: "torch.device", with_vae: bool = True,
-                 precision: "Precision | None" = None, compile_unet: bool = False) -> None:
-        from lsray.precision import torch_dtype
-
-        self.path, self.config, self.device, self.with_vae = path, config, device, with_vae
-        self.dtype = torch_dtype(precision or config.precision, device)  # the UNet's (and VAE's) dtype
+    def __init__(self, path: Path, config: BundleConfig, device: "torch.device | str | None" = None,
+                 with_vae: bool = True, precision: "Precision | None" = None, compile_unet: bool = False) -> None:
+        self.path, self.config, self.with_vae = path, config, with_vae
+        self._device, self._precision = device, precision or config.precision
         #: torch.compile the UNets (off by default: the first window pays the compile, tens of
         #: seconds, and each new batch shape recompiles; worth it for long jobs on one shape).
         self.compile_unet = compile_unet
+
+    # The device and dtype resolve on first use: a worker that reads only the config and the mask
+    # (render, assemble) never imports torch.
+    @cached_property
+    def device(self) -> "torch.device":
+        import torch
+
+        from lsray.device import default_device
+
+        return torch.device(self._device) if self._device is not None else default_device()
+
+    @cached_property
+    def dtype(self) -> "torch.dtype":
+        """The UNet's (and VAE's) dtype."""
+        from lsray.precision import torch_dtype
+
+        return torch_dtype(self._precision, self.device)
 
     def _ready(self, unet: "LipSyncUNet") -> "LipSyncUNet":
         """The loaded UNet in the bundle's dtype, compiled in place when asked (attributes such as
@@ -183,7 +198,7 @@ class ModelBundle:
     def make_scheduler(self, kind: Literal["ddim", "lcm"]) -> Any:
         """A fresh diffusers scheduler of ``kind`` on the bundle's noise schedule (for training;
         a clip's sampler is decided by ``DubOptions.resolve``)."""
-        from lsray.sampling import make_scheduler
+        from lsray.sampling.schedulers import make_scheduler
 
         try:
             return make_scheduler(kind, self.config.sampler.scheduler)
@@ -284,17 +299,12 @@ def load_bundle(
     (audio-only or latent-space callers; ``require_vae()`` then raises); a bundle without
     ``vae/`` has ``vae=None`` either way.
     """
-    import torch
-
-    from lsray.device import default_device
-
     path = resolve_bundle(location)
     if not path.is_dir():
         raise MissingWeightError(path, "model bundle directory")
-    dev = torch.device(device) if device is not None else default_device()
-    bundle = ModelBundle(path, BundleConfig.read(path / CONFIG_FILE), dev, with_vae=load_vae, precision=precision,
+    bundle = ModelBundle(path, BundleConfig.read(path / CONFIG_FILE), device, with_vae=load_vae, precision=precision,
                          compile_unet=compile_unet)
     if not lazy:
-        for part in ("unet", "audio_encoder", "mask", "vae"):
+        for part in ("device", "dtype", "unet", "audio_encoder", "mask", "vae"):
             getattr(bundle, part)
     return bundle

@@ -21,7 +21,8 @@ import torch
 from lsray.device import single_thread
 from lsray.pipeline.records import ClipAnchors, Keyframes
 from lsray.pipeline.sample import CountingUNet, SampleStage
-from lsray.sampling import WindowConditioning, denoise_window, initial_noise, make_scheduler
+from lsray.sampling.schedulers import make_scheduler
+from lsray.sampling.window import WindowConditioning, denoise_window, initial_noise
 
 #: Keyframes VAE-encoded per call (bounded memory on long clips).
 ENCODE_CHUNK = 16

@@ -14,7 +14,8 @@ import torch
 
 from lsray.device import single_thread
 
-from lsray.audio import FusedAudioEncoder, WhisperEncoder
+from lsray.audio.fused import FusedAudioEncoder
+from lsray.audio.whisper import WhisperEncoder
 from lsray.pipeline.records import ClipShard
 
 

@@ -11,9 +11,10 @@ import time
 
 import numpy as np
 
-from lsray.audio.mel import WaveSlice, log_mel_max, num_rows
+from lsray.audio.mel import log_mel_max, num_rows
 from lsray.audio.phoneme import wave_mean_std
 from lsray.audio.vad import speech_at, speech_rows
+from lsray.audio.wave import WaveSlice
 from lsray.audio.whisper import samples_for_rows
 from lsray.audio.windows import rows_for_times
 from lsray.errors import MediaError

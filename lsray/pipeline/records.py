@@ -15,7 +15,7 @@ from typing import Literal
 
 import numpy as np
 
-from lsray.audio.mel import WaveSlice
+from lsray.audio.wave import WaveSlice
 from lsray.media.color import VideoColor
 from lsray.pipeline.options import ClipSettings, DubOptions
 from lsray.pipeline.timeline import Timeline

@@ -25,7 +25,8 @@ import torch.nn.functional as F
 from lsray.models.codec import LatentCodec
 from lsray.models.unet import LipSyncUNet
 from lsray.pipeline.records import WINDOW_FRAMES, ClipShard
-from lsray.sampling import WindowConditioning, denoise_window, initial_noise, make_scheduler
+from lsray.sampling.schedulers import make_scheduler
+from lsray.sampling.window import WindowConditioning, denoise_window, initial_noise
 
 
 @dataclass(frozen=True)

@@ -71,7 +71,7 @@ class ClipSteps:
     Built once per worker (the face tracker and the audio models)."""
 
     def __init__(self, whisper: Any, phoneme: Any = None, keyframe_interval: int = 5) -> None:
-        from lsray.audio import FusedAudioEncoder
+        from lsray.audio.fused import FusedAudioEncoder
         from lsray.pipeline.audio import AudioStage
         from lsray.pipeline.prepare import PrepareStage, ShardStage
 

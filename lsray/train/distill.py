@@ -30,7 +30,7 @@ from typing import Any
 import torch
 
 from lsray.models.losses import pseudo_huber
-from lsray.sampling import guidance_embedding
+from lsray.sampling.guidance import guidance_embedding
 from lsray.sampling.pins import pin_latents
 from lsray.train.config import DistillConfig
 from lsray.train.latents import (
