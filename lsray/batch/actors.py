@@ -77,6 +77,9 @@ class StageWorker:
 
     stage = ""
     handles = ""  # the row kind this stage consumes
+    #: The ClipFlow stage built when the worker starts (its modules and models), so that cost
+    #: overlaps the stages upstream instead of delaying the job's first clip; "" builds on first use.
+    builds = ""
 
     def __init__(self, ctx: WorkerContext) -> None:
         from lsray.batch.ledger import LedgerClient
@@ -93,6 +96,11 @@ class StageWorker:
         self.flow = ctx.flow()
         self.ledger = LedgerClient(ctx.ledger)
         self.metrics = StageMetrics(self.stage, ctx.job_id)
+        if self.builds:
+            try:
+                getattr(self.flow, self.builds)
+            except Exception:  # noqa: BLE001 - not built: each clip that needs it reports why (rule 2)
+                pass
 
     def unit(self, payload: Any) -> int:
         return 0
@@ -138,6 +146,7 @@ class StageWorker:
 # ---------------------------------------------------------------------------------------------
 class PrepareWorker(StageWorker):
     stage, handles = "prepare", "row"
+    builds = "prepare_stage"
 
     def process(self, ticket: ClipTicket) -> Iterable[dict[str, Any]]:
         from lsray.catalog import CatalogRow, clip_fingerprint, is_done, output_uri
@@ -177,6 +186,7 @@ class AnchorWorker(StageWorker):
 # ---------------------------------------------------------------------------------------------
 class ShardWorker(StageWorker):
     stage, handles = "shard", "plan"
+    builds = "shard_stage"
 
     def frames(self, payload: Any) -> int:
         return payload[1].timeline.output_frames
@@ -205,6 +215,7 @@ class ShardWorkerBase(StageWorker):
 
 class AudioWorker(ShardWorkerBase):
     stage = "audio"
+    builds = "audio_stage"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
@@ -217,6 +228,7 @@ class SampleWorker(ShardWorkerBase):
     clip gets the error."""
 
     stage = "sample"
+    builds = "sample_stage"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
@@ -258,6 +270,7 @@ class RenderWorker(ShardWorkerBase):
     assembly can run on any node; the row carries only the segment's URI."""
 
     stage = "render"
+    builds = "render_stage"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
