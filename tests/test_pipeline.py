@@ -408,6 +408,21 @@ def test_cpu_workers_never_import_the_libraries_they_do_not_run(tiny_bundle, tmp
     assert result.output == str(out) and count_frames(out) == 16 and probe(out).has_audio
 
 
+def test_a_stage_that_cannot_be_built_at_start_fails_the_clips_that_need_it(tiny_bundle, tmp_path):
+    """Workers build their stage when they start (ClipFlow.build); one that cannot be built (a
+    bundle gone missing) leaves the worker up, and each clip that needs it gets the error."""
+    from lsray.errors import MissingWeightError
+    from lsray.pipeline.flow import ClipFlow
+
+    gone = ClipFlow(tmp_path / "no-bundle")
+    gone.build("render", "sample")  # no raise: the worker starts
+    with pytest.raises(MissingWeightError, match="no-bundle"):
+        gone.render_stage
+    ready = ClipFlow(tiny_bundle)
+    ready.build("render")
+    assert "render_stage" in vars(ready) and "sample_stage" not in vars(ready)  # its own stage only
+
+
 def test_shards_reassemble_without_a_seam(flow, tmp_path):
     """However a clip is cut into shards, every window sees the same inputs and noise, so the
     generated faces are identical: no seam can appear at a shard boundary."""

@@ -77,8 +77,8 @@ class StageWorker:
 
     stage = ""
     handles = ""  # the row kind this stage consumes
-    #: The ClipFlow stage built when the worker starts (its modules and models), so that cost
-    #: overlaps the stages upstream instead of delaying the job's first clip; "" builds on first use.
+    #: The ClipFlow stage built when the worker starts (ClipFlow.build), so its imports and models
+    #: load while the stages upstream work, not on the job's first clip; "" builds on first use.
     builds = ""
 
     def __init__(self, ctx: WorkerContext) -> None:
@@ -97,10 +97,7 @@ class StageWorker:
         self.ledger = LedgerClient(ctx.ledger)
         self.metrics = StageMetrics(self.stage, ctx.job_id)
         if self.builds:
-            try:
-                getattr(self.flow, self.builds)
-            except Exception:  # noqa: BLE001 - not built: each clip that needs it reports why (rule 2)
-                pass
+            self.flow.build(self.builds)
 
     def unit(self, payload: Any) -> int:
         return 0
@@ -146,7 +143,7 @@ class StageWorker:
 # ---------------------------------------------------------------------------------------------
 class PrepareWorker(StageWorker):
     stage, handles = "prepare", "row"
-    builds = "prepare_stage"
+    builds = "prepare"
 
     def process(self, ticket: ClipTicket) -> Iterable[dict[str, Any]]:
         from lsray.catalog import CatalogRow, clip_fingerprint, is_done, output_uri
@@ -186,7 +183,7 @@ class AnchorWorker(StageWorker):
 # ---------------------------------------------------------------------------------------------
 class ShardWorker(StageWorker):
     stage, handles = "shard", "plan"
-    builds = "shard_stage"
+    builds = "shard"
 
     def frames(self, payload: Any) -> int:
         return payload[1].timeline.output_frames
@@ -215,7 +212,7 @@ class ShardWorkerBase(StageWorker):
 
 class AudioWorker(ShardWorkerBase):
     stage = "audio"
-    builds = "audio_stage"
+    builds = "audio"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
@@ -228,7 +225,7 @@ class SampleWorker(ShardWorkerBase):
     clip gets the error."""
 
     stage = "sample"
-    builds = "sample_stage"
+    builds = "sample"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
@@ -270,7 +267,7 @@ class RenderWorker(ShardWorkerBase):
     assembly can run on any node; the row carries only the segment's URI."""
 
     stage = "render"
-    builds = "render_stage"
+    builds = "render"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload

@@ -121,6 +121,17 @@ class ClipFlow:
 
         return RenderStage(self.bundle.mask, preset=self.encode_preset)
 
+    def build(self, *stages: str) -> None:
+        """Build ``stages`` now ("prepare", "shard", "audio", "sample", "render"): their imports and
+        models, when a worker starts, so its first clip does not wait for them. A stage that fails
+        to build is left to the first clip that needs it, whose error it then is (a clip's report
+        or a request's answer, not a worker that never starts)."""
+        for stage in stages:
+            try:
+                getattr(self, f"{stage}_stage")
+            except Exception:  # noqa: BLE001 - not cached: the next access raises it again
+                pass
+
     # -- the steps -------------------------------------------------------------------------------
     def prepare(self, spec: ClipSpec) -> ClipPlan:
         """Resolve the clip's settings, track its speaker, re-voice the dub if asked. The plan

@@ -35,22 +35,27 @@ from lsray.serve.loopback import keep_replica_grpc_on_loopback
 from lsray.serve.settings import ServeSettings
 
 
-def _flow(settings: dict) -> ClipFlow:
-    """This replica's view of the clip flow (its stages load on first use: only its own)."""
-    import torch
-
+def _flow(settings: dict, *stages: str) -> ClipFlow:
+    """This replica's view of the clip flow, with its own ``stages`` built (ClipFlow.build): the
+    replica is ready with its models loaded, and imports nothing another stage needs (render
+    never imports torch)."""
     s = ServeSettings(**settings)
     s.apply_storage()
-    torch.set_num_threads(s.torch_threads)
-    return ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset, s3=s.s3,
+    if set(stages) - {"render"}:  # the stages that run torch
+        import torch
+
+        torch.set_num_threads(s.torch_threads)
+    flow = ClipFlow(s.bundle, staging_root=s.staging_root, encode_preset=s.encode_preset, s3=s.s3,
                     precision=s.precision, compile_unet=s.compile_unet)
+    flow.build(*stages)
+    return flow
 
 
 @serve.deployment
 class PrepareDeployment:
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
-        self.flow = _flow(settings)
+        self.flow = _flow(settings, "prepare", "shard")
         # Serve runs sync methods on a thread pool; mediapipe's graphs are not thread-safe (two
         # clips at once on one tracker crash the process), so one clip is tracked at a time.
         self.lock = threading.Lock()
@@ -78,7 +83,7 @@ class PrepareDeployment:
 class AudioDeployment:
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
-        self.flow = _flow(settings)
+        self.flow = _flow(settings, "audio")
 
     def __call__(self, shard):
         try:
@@ -95,7 +100,7 @@ class SampleDeployment:
 
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
-        self.flow = _flow(settings)
+        self.flow = _flow(settings, "sample")
         self.windows_per_call = 4
         self.batcher = FreeWorkerBatcher(self._run, max_size=4, wait_s=0.05)
 
@@ -134,7 +139,7 @@ class SampleDeployment:
 class RenderDeployment:
     def __init__(self, settings: dict) -> None:
         keep_replica_grpc_on_loopback()  # before Serve starts this replica's gRPC server
-        self.flow = _flow(settings)
+        self.flow = _flow(settings, "render")
 
     def render(self, shard):
         try:
