@@ -421,6 +421,8 @@ def test_a_stage_that_cannot_be_built_at_start_fails_the_clips_that_need_it(tiny
     ready = ClipFlow(tiny_bundle)
     ready.build("render")
     assert "render_stage" in vars(ready) and "sample_stage" not in vars(ready)  # its own stage only
+    with pytest.raises(ValueError, match="no stage 'anchors'"):  # a misnamed stage is not silently skipped
+        ready.build("anchors")
 
 
 def test_shards_reassemble_without_a_seam(flow, tmp_path):

@@ -77,9 +77,13 @@ class StageWorker:
 
     stage = ""
     handles = ""  # the row kind this stage consumes
-    #: The ClipFlow stage built when the worker starts (ClipFlow.build), so its imports and models
-    #: load while the stages upstream work, not on the job's first clip; "" builds on first use.
-    builds = ""
+
+    @property
+    def builds(self) -> str:
+        """The ClipFlow stage built when the worker starts (ClipFlow.build), so its imports and
+        models load while the stages upstream work, not on the job's first clip: its own stage,
+        unless a subclass says otherwise ("" builds on first use)."""
+        return self.stage
 
     def __init__(self, ctx: WorkerContext) -> None:
         from lsray.batch.ledger import LedgerClient
@@ -143,7 +147,6 @@ class StageWorker:
 # ---------------------------------------------------------------------------------------------
 class PrepareWorker(StageWorker):
     stage, handles = "prepare", "row"
-    builds = "prepare"
 
     def process(self, ticket: ClipTicket) -> Iterable[dict[str, Any]]:
         from lsray.catalog import CatalogRow, clip_fingerprint, is_done, output_uri
@@ -168,6 +171,7 @@ class PrepareWorker(StageWorker):
 # ---------------------------------------------------------------------------------------------
 class AnchorWorker(StageWorker):
     stage, handles = "anchors", "keyframes"
+    builds = ""  # the anchor pass needs the sample stage's models: loaded only when a clip has anchors
 
     def frames(self, payload: Any) -> int:
         return 0 if payload[2] is None else len(payload[2].frames)
@@ -183,7 +187,6 @@ class AnchorWorker(StageWorker):
 # ---------------------------------------------------------------------------------------------
 class ShardWorker(StageWorker):
     stage, handles = "shard", "plan"
-    builds = "shard"
 
     def frames(self, payload: Any) -> int:
         return payload[1].timeline.output_frames
@@ -212,7 +215,6 @@ class ShardWorkerBase(StageWorker):
 
 class AudioWorker(ShardWorkerBase):
     stage = "audio"
-    builds = "audio"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
@@ -225,7 +227,6 @@ class SampleWorker(ShardWorkerBase):
     clip gets the error."""
 
     stage = "sample"
-    builds = "sample"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload
@@ -267,7 +268,6 @@ class RenderWorker(ShardWorkerBase):
     assembly can run on any node; the row carries only the segment's URI."""
 
     stage = "render"
-    builds = "render"
 
     def process(self, payload: Any) -> Iterable[dict[str, Any]]:
         ticket, shard = payload

@@ -128,8 +128,11 @@ class ClipFlow:
         to build is left to the first clip that needs it, whose error it then is (a clip's report
         or a request's answer, not a worker that never starts)."""
         for stage in stages:
+            name = f"{stage}_stage"
+            if not isinstance(getattr(type(self), name, None), cached_property):
+                raise ValueError(f"ClipFlow has no stage {stage!r}")  # a caller's typo, never a clip's fault
             try:
-                getattr(self, f"{stage}_stage")
+                getattr(self, name)
             except Exception:  # noqa: BLE001 - not cached: the next access raises it again
                 pass
 
