@@ -408,6 +408,21 @@ def test_cpu_workers_never_import_the_libraries_they_do_not_run(tiny_bundle, tmp
     assert result.output == str(out) and count_frames(out) == 16 and probe(out).has_audio
 
 
+def test_job_managers_and_record_movers_import_no_image_or_model_library():
+    """The Serve app (Ingress, JobManager), the batch job's driver and its actors' module only
+    probe media and move records: importing them loads none of OpenCV (~50 MB a process),
+    torch, diffusers or transformers. The stages import those where they are built."""
+    import json
+
+    heavy = ("cv2", "torch", "diffusers", "transformers", "mediapipe")
+    code = ("import json, sys\n"
+            "import lsray.serve.app, lsray.serve.jobs, lsray.batch.job, lsray.batch.actors, lsray.media\n"
+            f"print(json.dumps(sorted(m for m in {heavy!r} if m in sys.modules)))")
+    run = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, timeout=120)
+    assert run.returncode == 0, run.stderr[-3000:]
+    assert json.loads(run.stdout.strip().splitlines()[-1]) == []
+
+
 def test_a_stage_that_cannot_be_built_at_start_fails_the_clips_that_need_it(tiny_bundle, tmp_path):
     """Workers build their stage when they start (ClipFlow.build); one that cannot be built (a
     bundle gone missing) leaves the worker up, and each clip that needs it gets the error."""

@@ -12,7 +12,6 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
-import cv2
 import numpy as np
 
 #: The matrix names ffmpeg prints for a stream -> the name its ``scale`` filter takes for that
@@ -80,6 +79,8 @@ class VideoColor:
         inverse of :meth:`rgb_to_yuv`, each chroma sample covering its 2 x 2 pixels as in ffmpeg's
         own conversion (within 3 levels of it, tested). A tracker that follows the Y plane converts
         only the few frames its detector sees, instead of having ffmpeg convert every frame."""
+        import cv2  # here, not at module import: records, probes and job managers need no OpenCV
+
         y, u, v = yuv_planes(frame)
         h, w = y.shape
         ycc = cv2.merge([y, cv2.resize(u, (w, h), interpolation=cv2.INTER_NEAREST),
