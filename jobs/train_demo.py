@@ -29,8 +29,11 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--without", action="append", default=[], metavar="KEY",
                    help="leave this setting of the config out (dotted: sampler.anchors; repeatable): an "
                         "ablation, e.g. --without phoneme for demo_v2.yaml with Whisper-only audio")
+    p.add_argument("--set", action="append", default=[], metavar="KEY=VALUE", dest="changed",
+                   help="give a setting of the config another (YAML) value (dotted; repeatable), e.g. "
+                        "--set stage2.adv_weight=0 --set stage2.discriminator=null: demo_v2.yaml without the lip discriminator")
     args = p.parse_args(argv)
-    cfg = RecipeConfig.read(args.config, without=args.without, work=args.work, out=args.out)
+    cfg = RecipeConfig.read(args.config, without=args.without, changed=args.changed, work=args.work, out=args.out)
     for field in ("out", "vae_from", "start_from", "syncnet_out"):  # relative paths are in the repo
         value = getattr(cfg, field)
         if value:

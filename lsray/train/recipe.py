@@ -103,8 +103,10 @@ class RecipeConfig(_Strict):
     distill: dict[str, Any] | None = None
     voice: VoiceDefaults = Field(default_factory=VoiceDefaults)  # the shipped bundle's voice conversion
     # settings :meth:`read` took out of the file (dotted keys: an ablation of one upgrade, e.g.
-    # ``phoneme`` or ``sampler.anchors``); kept so the bundle's provenance names the variant
+    # ``phoneme`` or ``sampler.anchors``) or gave another value (``stage2.adv_weight=0``); kept so
+    # the bundle's provenance names the variant
     without: list[str] = Field(default_factory=list)
+    changed: list[str] = Field(default_factory=list)
 
     @model_validator(mode="after")
     def _one_start(self) -> "RecipeConfig":
@@ -128,23 +130,39 @@ class RecipeConfig(_Strict):
         return self
 
     @classmethod
-    def read(cls, path: str | Path, without: list[str] | tuple[str, ...] = (), **overrides: Any) -> "RecipeConfig":
-        """The recipe in ``path`` with ``overrides`` set and the dotted keys in ``without`` removed
-        (``stage2.anchors``: the stage-2 section's ``anchors``), so an ablation is the shipped recipe
-        minus one upgrade rather than a copy of it. A key the file does not have is an error: a typo
-        would otherwise train the full recipe under the variant's name."""
+    def read(cls, path: str | Path, without: list[str] | tuple[str, ...] = (), changed: list[str] | tuple[str, ...] = (),
+             **overrides: Any) -> "RecipeConfig":
+        """The recipe in ``path`` with ``overrides`` set, the dotted keys in ``without`` removed
+        (``stage2.anchors``: the stage-2 section's ``anchors``) and each ``KEY=VALUE`` in
+        ``changed`` given its YAML value (``stage2.discriminator=null``: a setting whose default
+        is on), so an ablation is the shipped recipe minus one upgrade rather than a copy of it. A
+        key the file does not have is an error: a typo would otherwise train the full recipe under
+        the variant's name."""
         data = yaml.safe_load(Path(path).read_text()) or {}
         data.update({k: v for k, v in overrides.items() if v is not None})
-        for key in without:
+
+        def section(key: str) -> tuple[dict, str]:
             *parents, leaf = key.split(".")
             node = data
             for part in parents:
                 node = node.get(part) if isinstance(node, dict) else None
             if not isinstance(node, dict) or leaf not in node:
-                raise ValueError(f"{path} has no setting {key!r} to leave out")
+                raise ValueError(f"{path} has no setting {key!r} to leave out or change")
+            return node, leaf
+
+        for key in without:
+            node, leaf = section(key)
             del node[leaf]
+        for item in changed:
+            key, sep, value = item.partition("=")
+            if not sep:
+                raise ValueError(f"{item!r} is not KEY=VALUE (e.g. stage2.adv_weight=0)")
+            node, leaf = section(key)
+            node[leaf] = yaml.safe_load(value)
         if without:
             data["without"] = [*data.get("without", []), *without]
+        if changed:
+            data["changed"] = [*data.get("changed", []), *changed]
         return cls.model_validate(data)
 
 
@@ -307,8 +325,8 @@ def _progress(name: str, every: int) -> Callable[[int, dict], None]:
 
 
 #: Settings that change no file in the work folder (where things go, what is checked; ``without``
-#: only names what the other settings already leave out).
-_NO_ARTEFACT = ("work", "out", "syncnet_out", "audio_check", "voice", "without")
+#: and ``changed`` only name what the other settings already say).
+_NO_ARTEFACT = ("work", "out", "syncnet_out", "audio_check", "voice", "without", "changed")
 
 
 def _artefact_settings(recipe: dict[str, Any]) -> dict[str, Any]:
@@ -329,6 +347,7 @@ def _publish_settings(cfg: RecipeConfig, config: BundleConfig, steps: int, start
     if start is not None:
         distilled = f", fine-tuned from ({start.source}){distilled}"
     variant = f" without {', '.join(cfg.without)}" if cfg.without else ""
+    variant += f" with {', '.join(cfg.changed)}" if cfg.changed else ""
     config.provenance = Provenance(source=f"recipe {cfg.recipe} (jobs/configs/{cfg.recipe}.yaml){variant}: synthetic "
                                           f"world, {cfg.world.clips} train clips{distilled}", global_step=steps,
                                    converted_by="lsray recipe")
