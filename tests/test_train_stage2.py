@@ -410,3 +410,28 @@ def test_training_keeps_fp32_weights_whatever_precision_the_bundle_samples_in(ti
     job = Stage2Job(load_job_config(stage2_config({**tiny, "bundle": bundle}, tmp_path / "out")), torch.device("cpu"))
     assert {p.dtype for p in job.unet.parameters()} == {torch.float32}
     assert {p.dtype for p in job.inputs.codec.vae.parameters()} == {torch.float32}
+
+
+def test_stage2_learning_rate_warms_up_then_decays_and_is_constant_by_default(tiny):
+    """A fine-tune's schedule: linear warm-up (AdamW's moments start empty on a trained UNet),
+    then a cosine decay towards ``min_lr_ratio * lr``; a function of the step, so a resumed run
+    (a new job given the step it stopped at) steps at the same rate. The default is v1's
+    constant rate."""
+    from lsray.train.stage2 import Stage2Job
+
+    over = {"discriminator": None, "steps": 6, "lr": 1e-3}
+    cfg = load_job_config(stage2_config(tiny, tiny["root"] / "sched", warmup_steps=2, min_lr_ratio=0.1, **over))
+    batch = first_batch(cfg)
+    torch.manual_seed(0)
+    job = Stage2Job(cfg, torch.device("cpu"))
+    rates = []
+    for step in range(cfg.steps):
+        rates.append(job.step(batch, step)["lr"])
+        assert job.opt.param_groups[0]["lr"] == pytest.approx(rates[-1])  # the rate the step was taken at
+    # warm-up 0.5e-3, 1e-3; then 1e-3 * (0.1 + 0.9 * (1 + cos(pi * (s - 2) / 4)) / 2) for s = 2..5
+    assert rates == pytest.approx([5e-4, 1e-3, 1e-3, 8.682e-4, 5.5e-4, 2.318e-4], rel=1e-3)
+    resumed = Stage2Job(cfg, torch.device("cpu"))
+    assert resumed.step(batch, 4)["lr"] == pytest.approx(rates[4])
+
+    constant = Stage2Job(load_job_config(stage2_config(tiny, tiny["root"] / "const", **over)), torch.device("cpu"))
+    assert [constant.step(batch, s)["lr"] for s in (0, 5)] == pytest.approx([1e-3, 1e-3])

@@ -77,6 +77,11 @@ class Stage2Config(_Strict):
     ray: RaySettings = Field(default_factory=RaySettings)
     steps: int = Field(1000, ge=1)
     lr: float = 1e-5
+    # the generator's schedule (optim.warmup_cosine_lr); the defaults keep lr constant, as v1 was
+    # trained. A fine-tune of a trained UNet starts with empty AdamW moments (warm-up) and ends
+    # on a noisy iterate unless the rate decays (min_lr_ratio < 1)
+    warmup_steps: int = Field(0, ge=0)
+    min_lr_ratio: float = Field(1.0, ge=0.0, le=1.0)
     max_grad_norm: float = 1.0
     trainable: tuple[str, ...] = DEFAULT_TRAINABLE
     unet_overrides: dict[str, Any] = Field(

@@ -1,7 +1,10 @@
-"""What every training job does the same way: wrap its module for data parallelism, and take one
-optimiser step with the gradients clipped (each job's ``step`` computes its own losses)."""
+"""What every training job does the same way: wrap its module for data parallelism, set the
+step's learning rate, and take one optimiser step with the gradients clipped (each job's ``step``
+computes its own losses)."""
 
 from __future__ import annotations
+
+import math
 
 import torch
 
@@ -25,3 +28,20 @@ def clipped_step(opt: torch.optim.Optimizer, loss: torch.Tensor, max_grad_norm: 
     norm = torch.nn.utils.clip_grad_norm_(params, max_grad_norm)
     opt.step()
     return float(norm)
+
+
+def warmup_cosine_lr(step: int, lr: float, steps: int, warmup_steps: int, min_lr_ratio: float) -> float:
+    """The learning rate at 0-based ``step`` of ``steps``: a linear warm-up to ``lr`` over
+    ``warmup_steps``, then a cosine decay towards ``min_lr_ratio * lr``, reached at step ``steps``
+    (``min_lr_ratio`` 1.0: constant after the warm-up). A function of the step alone, so a
+    resumed run continues the same schedule."""
+    if step < warmup_steps:
+        return lr * (step + 1) / warmup_steps
+    t = min(1.0, (step - warmup_steps) / max(1, steps - warmup_steps))
+    return lr * (min_lr_ratio + (1 - min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * t)))
+
+
+def set_lr(opt: torch.optim.Optimizer, lr: float) -> None:
+    """Every parameter group of ``opt`` steps at ``lr`` from now on."""
+    for group in opt.param_groups:
+        group["lr"] = lr

@@ -19,7 +19,6 @@ from __future__ import annotations
 
 import copy
 import json
-import math
 from pathlib import Path
 from typing import Any
 
@@ -28,7 +27,7 @@ import torch
 
 from lsray.eval.per import PERResult, ctc_greedy_decode, phoneme_error_rate
 from lsray.train.config import PhonemeTrainConfig
-from lsray.train.optim import clipped_step, data_parallel
+from lsray.train.optim import clipped_step, data_parallel, set_lr, warmup_cosine_lr
 from lsray.train.phoneme_vocab import label_symbols, phoneme_vocabulary
 
 VOCAB_FILE = "vocab.json"
@@ -153,14 +152,6 @@ class PhonemeJob:
         self.net.load_state_dict(state["model"])
         self.opt.load_state_dict(state["opt"])
 
-    def lr_at(self, step: int) -> float:
-        """Linear warm-up to ``lr``, then cosine decay to ``min_lr_ratio * lr`` at the last step."""
-        cfg = self.cfg
-        if step < cfg.warmup_steps:
-            return cfg.lr * (step + 1) / cfg.warmup_steps
-        t = (step - cfg.warmup_steps) / max(1, cfg.steps - cfg.warmup_steps)
-        return cfg.lr * (cfg.min_lr_ratio + (1 - cfg.min_lr_ratio) * 0.5 * (1 + math.cos(math.pi * min(t, 1.0))))
-
     def losses(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, torch.Tensor]:
         wave, lengths = batch["wave"], batch["lengths"].long()  # (B, N) in [-1, 1], (B,)
         if self.net.training and self.cfg.data.noise_snr_db is not None:
@@ -171,9 +162,9 @@ class PhonemeJob:
         return {"total": out.loss, "ctc": out.loss.detach()}
 
     def step(self, batch: dict[str, torch.Tensor], step: int) -> dict[str, float]:
-        lr = self.lr_at(step)
-        for group in self.opt.param_groups:
-            group["lr"] = lr
+        cfg = self.cfg
+        lr = warmup_cosine_lr(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+        set_lr(self.opt, lr)
         out = self.losses(batch, step)
         grad = clipped_step(self.opt, out["total"], self.cfg.max_grad_norm)
         return {**{k: float(v.detach()) for k, v in out.items()}, "grad_norm": grad, "lr": lr}

@@ -53,7 +53,7 @@ from lsray.train.latents import (
     sample_noise,
     trainable_parameters,
 )
-from lsray.train.optim import clipped_step, data_parallel
+from lsray.train.optim import clipped_step, data_parallel, set_lr, warmup_cosine_lr
 
 
 def overridden_unet_config(config: UNetConfig, overrides: dict[str, Any]) -> UNetConfig:
@@ -283,7 +283,10 @@ class Stage2Job:
         autocast = torch.autocast("cuda", dtype=torch.bfloat16, enabled=self.device.type == "cuda" and cfg.ray.mixed_precision)
         with autocast:
             out = self.losses(batch, step)
+        lr = warmup_cosine_lr(step, cfg.lr, cfg.steps, cfg.warmup_steps, cfg.min_lr_ratio)
+        set_lr(self.opt, lr)
         clipped_step(self.opt, out["total"], cfg.max_grad_norm)
+        out["lr"] = torch.tensor(lr)
         crops = out.pop("_crops", None)
         if crops is not None:  # the discriminator's own step, on detached generated crops
             real, fake = crops
