@@ -368,6 +368,7 @@ if step == "cut":
     plan = flow.prepare(saved)
     out = (plan, list(flow.shard(plan)))
 else:
+    flow.build(*ClipFlow.TORCH_FREE)  # what Serve's render replicas build (no torch threads set)
     plan, shards = saved
     out = flow.assemble(plan, [flow.render(shard) for shard in shards])
 with open(state, "wb") as f:

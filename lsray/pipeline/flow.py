@@ -61,6 +61,10 @@ class ClipFlow:
     step needs it. ``staging_root``: where clips' intermediate files are handed over (a folder
     every worker can read, or an ``s3://`` prefix); default a local temp folder (one machine)."""
 
+    #: stages whose modules never import torch: a worker that builds only these leaves torch's
+    #: thread pool alone (and never loads it)
+    TORCH_FREE = frozenset({"render"})
+
     def __init__(self, bundle: ModelBundle | str | Path, *, device=None, staging_root: str | None = None,
                  encode_preset: str = "medium", s3: S3Config | None = None, precision: str | None = None,
                  compile_unet: bool = False) -> None:

@@ -41,7 +41,7 @@ def _flow(settings: dict, *stages: str) -> ClipFlow:
     never imports torch)."""
     s = ServeSettings(**settings)
     s.apply_storage()
-    if set(stages) - {"render"}:  # the stages that run torch
+    if set(stages) - ClipFlow.TORCH_FREE:
         import torch
 
         torch.set_num_threads(s.torch_threads)
