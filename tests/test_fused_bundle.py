@@ -224,3 +224,64 @@ def test_stage2_upgrade_errors(assets, phoneme_shards, tmp_path):
         kwargs(bundle=str(assets["fused"]), unet_overrides={})
     # a Whisper-only UNet made wider (no phoneme branch) trains on zero-padded tokens, as it is dubbed
     assert kwargs(phoneme=None) == {**kwargs(), "fused": False}
+
+
+# ---- (d) a fused fine-tune blended back toward its Whisper-only start (the recipe's ``blend``) ------
+@pytest.fixture(scope="module")
+def tuned(assets) -> Path:
+    """The fused bundle with every weight moved, the new audio columns included: a stand-in fine-tune."""
+    from lsray.train.export import save_inference_bundle
+
+    fused = load_bundle(assets["fused"], device="cpu", lazy=True)
+    unet = fused.unet
+    torch.manual_seed(1)
+    with torch.no_grad():
+        for p in unet.parameters():
+            p.add_(0.05 * torch.randn_like(p))
+    return save_inference_bundle(assets["root"] / "tuned", unet, assets["fused"], fused.config)
+
+
+def test_blend_runs_the_line_from_the_start_to_the_fine_tune(assets, tuned):
+    from lsray.train.blend import blend_unets
+
+    start = load_bundle(assets["base"], device="cpu", lazy=True).unet
+    fine = load_bundle(tuned, device="cpu", lazy=True).unet
+    x, audio = torch.randn(1, 13, FRAMES, 4, 4), torch.randn(FRAMES, 20, WHISPER_DIM)
+    fused_audio = torch.cat([audio, torch.randn(FRAMES, 20, PHONEME_DIM)], -1)  # a phoneme part that is not zero
+    with torch.no_grad():
+        # weight 0 computes the Whisper-only start exactly (its phoneme columns are zero), 1 the fine-tune
+        torch.testing.assert_close(blend_unets(start, fine, 0.0)(x, 500, fused_audio), start(x, 500, audio))
+        torch.testing.assert_close(blend_unets(start, fine, 1.0)(x, 500, fused_audio), fine(x, 500, fused_audio))
+        half = blend_unets(start, fine, 0.5)
+        assert half.config == fine.config
+        out = half(x, 500, fused_audio)
+        assert not torch.allclose(out, fine(x, 500, fused_audio)) and not torch.allclose(out, start(x, 500, audio))
+    mid, old, new = half.state_dict(), start.state_dict(), fine.state_dict()
+    torch.testing.assert_close(mid["conv_in.weight"], (old["conv_in.weight"] + new["conv_in.weight"]) / 2)
+    key = next(k for k in mid if k.endswith("attn2.to_k.weight"))  # (C, 64 + 128): the widened audio input
+    torch.testing.assert_close(mid[key][:, :WHISPER_DIM], (old[key] + new[key][:, :WHISPER_DIM]) / 2)
+    torch.testing.assert_close(mid[key][:, WHISPER_DIM:], new[key][:, WHISPER_DIM:] / 2)  # from the start's zeros
+    with pytest.raises(ValueError, match="outside"):
+        blend_unets(start, fine, 1.5)
+
+
+def test_blended_bundle_is_the_fine_tune_with_the_blended_unet(assets, tuned, tmp_path):
+    from lsray.train.blend import blend_bundles, blend_unets
+
+    out = blend_bundles(assets["base"], tuned, 0.25, tmp_path / "blended")
+    bundle = load_bundle(out, device="cpu")
+    assert bundle.config == load_bundle(tuned, device="cpu", lazy=True).config  # audio, sampler, provenance: the fine-tune's
+    assert isinstance(bundle.audio_encoder, FusedAudioEncoder)
+    want = blend_unets(load_bundle(assets["base"], device="cpu", lazy=True).unet,
+                       load_bundle(tuned, device="cpu", lazy=True).unet, 0.25).state_dict()
+    for key, value in bundle.unet.state_dict().items():
+        torch.testing.assert_close(value, want[key])
+    # a consistency student is not blended: its teacher is, before distilling; nothing is written
+    student = tmp_path / "student"
+    shutil.copytree(tuned, student)
+    data = json.loads((student / CONFIG_FILE).read_text())
+    data["lcm"], data["unet"]["time_cond_proj_dim"] = {"time_cond_proj_dim": 16}, 16
+    (student / CONFIG_FILE).write_text(json.dumps(data))
+    with pytest.raises(BundleError, match="consistency student"):
+        blend_bundles(assets["base"], student, 0.5, tmp_path / "refused")
+    assert not (tmp_path / "refused").exists()

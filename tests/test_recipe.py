@@ -91,8 +91,11 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     """Recipe v2 at toy size: a phoneme-CTC model trained first and fused into the audio, stage 2
     with the lip discriminator, temporal losses and anchor training, then LCM distillation; the shipped bundle is the student (its own sampling, the
     recipe's decoding, the teacher inside for ``--sampler ddim``) and converts voices."""
+    import torch
+
     from lsray.bundle import load_bundle
     from lsray.bundle.config import TEACHER_UNET_FILE
+    from lsray.train.blend import blend_unets
 
     data = {"seq_len": 16, "stride": 8, "batch_size": 1}
     base = _config(tmp_path)
@@ -163,6 +166,18 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     with pytest.raises(ValueError, match="start_from brings its own UNet, Whisper and VAE: drop unet, vae"):
         _config(tmp_path, start_from=str(v1))
 
+    # blend: the same fine-tune published halfway back toward its start (a copy of the work folder,
+    # so every step is found finished and only the blend and the publishing run)
+    shutil.copytree(tmp_path / "work-again", tmp_path / "work-blend", ignore=shutil.ignore_patterns("recipe.yaml"))
+    blend = RecipeConfig.model_validate({**again.model_dump(), "work": str(tmp_path / "work-blend"),
+                                         "out": str(tmp_path / "bundle-blend"), "blend": 0.5})
+    halfway = load_bundle(run_recipe(blend), device="cpu")
+    want = blend_unets(kept.unet, load_bundle(tmp_path / "work-again" / "stage2", device="cpu", lazy=True).unet, 0.5)
+    assert all(torch.equal(value, want.state_dict()[key]) for key, value in halfway.unet.state_dict().items())
+    assert halfway.config.audio.encoder == "fused" and (tmp_path / "work-blend" / "blended" / "config.json").is_file()
+    with pytest.raises(ValueError, match="blend moves stage 2's UNet back toward start_from's: it needs start_from"):
+        _config(tmp_path, blend=0.5)
+
     # without stage2 (jobs/configs/demo_student.yaml): a consistency student of a trained bundle as
     # it is; its teacher is that bundle's UNet, unchanged, and only the distillation trains
     only = RecipeConfig.model_validate({**fields, "work": str(tmp_path / "work-student"), "out": str(tmp_path / "student"),
@@ -175,6 +190,8 @@ def test_recipe_v2_ships_the_consistency_student_with_its_teacher_and_voice(tmp_
     assert sorted(p.name for p in (tmp_path / "work-student").glob("*.done.json")) == ["student.done.json"]
     with pytest.raises(ValueError, match="needs start_from and distill"):
         _config(tmp_path, stage2=None)
+    with pytest.raises(ValueError, match="phoneme, blend and audio_check act on stage 2"):
+        RecipeConfig.model_validate({**only.model_dump(), "blend": 0.5})
 
 
 @pytest.mark.parametrize("name", ["demo.yaml", "demo_v2.yaml", "demo_student.yaml"])

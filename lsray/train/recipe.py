@@ -17,10 +17,13 @@ project job or stage, each skipped when its output already exists (rerun = resum
    so the fine-tune starts from exactly what that bundle computes);
 5. ``stage2``: the stage-2 job from ``init`` (or ``start_from``; a recipe with ``start_from`` and
    ``distill`` may leave it out: the start bundle as it is is then the teacher of step 6a);
-5a. ``audio_check`` (optional): the stage-2 UNet must do clearly worse with the wrong audio
+5a. ``blend`` (optional, with ``start_from``): stage 2's UNet blended in weight space toward the
+   start's, ``start + blend * (tuned - start)`` (:mod:`lsray.train.blend`); the steps after it
+   (audio check, publishing, distillation) see the blended UNet;
+5b. ``audio_check`` (optional): the stage-2 UNet must do clearly worse with the wrong audio
    (:mod:`lsray.train.audio_check`); a UNet that learned to ignore its audio fails the recipe
    here, before anything is published;
-5b. ``vae_decoder`` (optional): the autoencoder job again, decoder only: the encoder (so every
+5c. ``vae_decoder`` (optional): the autoencoder job again, decoder only: the encoder (so every
    latent stage 2 saw) is unchanged, the decoder sharpens; the bundle ships that VAE;
 6. the teacher bundle (stage 2's UNet, the shipped VAE, the recipe's sampler) is published: to
    ``out``, or, with ``distill``, to the work folder as the teacher of
@@ -93,6 +96,8 @@ class RecipeConfig(_Strict):
     # no vae / vae_decoder steps (the VAE is most of the recipe's CPU time on a CPU machine)
     vae_from: str | None = None
     stage2: dict[str, Any] | None = None  # a ``job: stage2`` config without bundle / out / data.shards
+    # publish start_from + blend * (stage 2's UNet - start_from's) instead of stage 2's UNet (WiSE-FT)
+    blend: float | None = Field(default=None, ge=0.0, le=1.0)
     # a ``job: phoneme`` config without out (data.root defaults to the work folder): fused audio
     phoneme: dict[str, Any] | None = None
     vae_decoder: dict[str, Any] | None = None  # a ``job: vae`` config (decoder_only) without init / out / data.shards
@@ -113,14 +118,16 @@ class RecipeConfig(_Strict):
         if self.stage2 is None:  # a distillation of start_from as it is
             if self.start_from is None or self.distill is None:
                 raise ValueError("without stage2 a recipe distils start_from as it is: it needs start_from and distill")
-            if self.phoneme is not None or self.audio_check is not None:
-                raise ValueError("phoneme and audio_check act on stage 2: drop them, or add stage2")
+            if self.phoneme is not None or self.audio_check is not None or self.blend is not None:
+                raise ValueError("phoneme, blend and audio_check act on stage 2: drop them, or add stage2")
         if self.start_from is not None:
             clash = [k for k in ("unet", "vae", "vae_from", "vae_decoder") if getattr(self, k) is not None]
             clash += ["whisper"] if self.whisper != WhisperSettings() else []  # (a dumped recipe has the default)
             if clash:
                 raise ValueError(f"start_from brings its own UNet, Whisper and VAE: drop {', '.join(clash)}")
             return self
+        if self.blend is not None:
+            raise ValueError("blend moves stage 2's UNet back toward start_from's: it needs start_from")
         if self.unet is None:
             raise ValueError("a recipe needs unet (a fresh UNet's config) or start_from (a trained bundle)")
         if (self.vae is None) == (self.vae_from is None):
@@ -386,6 +393,7 @@ def _claim_work(cfg: RecipeConfig, record: Path) -> None:
 def run_recipe(cfg: RecipeConfig) -> Path:
     """Every step (skipping finished ones); returns the bundle directory ``cfg.out``."""
     from lsray.media.atomic import atomic_directory
+    from lsray.train.blend import blend_bundles
 
     work = Path(cfg.work).expanduser()
     work.mkdir(parents=True, exist_ok=True)
@@ -422,6 +430,12 @@ def run_recipe(cfg: RecipeConfig) -> Path:
     else:
         _train("stage2", section_job(cfg.stage2, "stage2", data, bundle=str(init), out=str(stage2_dir), **start_fields),
                work / "stage2.done.json", 50)
+        if cfg.blend is not None:
+            blended = work / "blended"
+            if not (blended / "config.json").is_file():
+                _log(f"blend: start + {cfg.blend:g} x (stage 2 - start)")
+                blend_bundles(start, stage2_dir, cfg.blend, blended)
+            stage2_dir = blended
     if cfg.audio_check is not None:
         check_audio_use(cfg, stage2_dir, shards)
     shipped_vae = None

@@ -107,16 +107,22 @@ def trained_anchors(unet: UNetConfig, anchors: Any) -> dict[str, int] | None:
 
 def upgraded_unet(unet, overrides: dict[str, Any]):
     """The bundle's UNet rebuilt with config ``overrides`` (the temporal upgrade, a wider audio
-    input for fused features): every weight is carried over by the checkpoint loader's rules
-    (audio K/V zero-padded, positional tables extended, new branches at their zero init), so the
-    rebuilt UNet computes what the bundle's did until training moves it. Overrides that remove
-    an upgrade branch (e.g. ``anchor_stride: None``) drop its weights."""
+    input for fused features), by :func:`carried_over`. Overrides that remove an upgrade branch
+    (e.g. ``anchor_stride: None``) drop its weights."""
+    if not overrides:
+        return unet
+    return carried_over(unet, overridden_unet_config(unet.config, overrides))
+
+
+def carried_over(unet, config: UNetConfig):
+    """A UNet of ``config`` holding ``unet``'s weights by the checkpoint loader's rules (audio K/V
+    zero-padded, positional tables extended, new branches at their zero init), so it computes
+    what ``unet`` did until training moves it; weights of upgrade branches ``config`` lacks are
+    dropped."""
     from lsray.models.latentsync import adapt_state_dict, is_upgrade_only
     from lsray.models.unet import LipSyncUNet
 
-    if not overrides:
-        return unet
-    new = LipSyncUNet(overridden_unet_config(unet.config, overrides))
+    new = LipSyncUNet(config)
     keys = new.state_dict().keys()
     state = {k: v for k, v in unet.state_dict().items() if k in keys or not is_upgrade_only(k)}
     new.load_state_dict(adapt_state_dict(new, state))
