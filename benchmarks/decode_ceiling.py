@@ -8,7 +8,8 @@ what an ideal UNet would produce. Each clip's oracle and source face crops (the 
 face boxes, squared, at the bundle's resolution) go through the bundle's VAE and are decoded the
 three ways the sample stage can (paste, detail transfer, gated detail transfer), pasted back
 under the bundle's mask and scored like ``lsray demo`` scores its outputs: mouth PSNR vs the
-oracle, and LSE-C with the clip's dub and with another clip's dub (the recipe's SyncNet). The
+oracle, LSE-C with the clip's dub and with another clip's dub (the recipe's SyncNet), and the
+viseme scores (lips shut on /p b m/, the f/v bite, open-vowel opening; :mod:`lsray.eval.visemes`). The
 oracle pasted through the same crops without the VAE is the control. The gap between a row here
 and the demo's output is the UNet's; the gap between a row and the control is the VAE's.
 """
@@ -34,8 +35,11 @@ ROWS = ("oracle, no VAE (control)", "paste: decode(oracle latents)", "detail tra
 
 def measure_ceiling(vae, size: int, keep, clips, scorer, gate: float = 0.2) -> dict[str, list[dict[str, float]]]:
     """Per clip, each of :data:`ROWS`: mouth PSNR vs the oracle, LSE-C with the clip's dub and
-    with another clip's. ``vae`` is a diffusers AutoencoderKL, ``keep`` the (S, S) mask at
-    ``size`` (1 = outside the regenerated region), ``clips`` the demo catalog's."""
+    with another clip's, the viseme scores with their frame counts (None where the clip has no
+    such frames). ``vae`` is a diffusers AutoencoderKL, ``keep`` the (S, S) mask at ``size``
+    (1 = outside the regenerated region), ``clips`` the demo catalog's."""
+    from dataclasses import asdict
+
     import cv2
     import numpy as np
     import torch
@@ -45,6 +49,7 @@ def measure_ceiling(vae, size: int, keep, clips, scorer, gate: float = 0.2) -> d
     from lsray.eval import video as vm
     from lsray.eval.clip import load_audio_16k, load_frames
     from lsray.eval.lse import lse
+    from lsray.eval.visemes import viseme_scores
     from lsray.pipeline.sample import detail_gate
 
     keep = torch.as_tensor(np.asarray(keep, np.float32))
@@ -84,9 +89,23 @@ def measure_ceiling(vae, size: int, keep, clips, scorer, gate: float = 0.2) -> d
         for row, face in zip(ROWS, faces):
             frames = paste(source, boxes, face * (1 - keep) + src * keep)
             sync = sync_faces(frames, face_boxes)
+            visemes = asdict(viseme_scores(frames, oracle, mouth_boxes, clip.visemes)) if clip.visemes is not None else {}
             scores[row].append({"mouth_psnr": vm.mouth_psnr(frames, oracle, mouth_boxes),
-                                "lse_c": lse(scorer, sync, dub).lse_c, "lse_c_unsynced": lse(scorer, sync, other).lse_c})
+                                "lse_c": lse(scorer, sync, dub).lse_c, "lse_c_unsynced": lse(scorer, sync, other).lse_c,
+                                **visemes})
     return scores
+
+
+def summarise(per_clip: list[dict[str, float]]) -> dict[str, float | None]:
+    """One row from :func:`measure_ceiling`'s per-clip scores: the means of mouth PSNR and LSE-C,
+    each viseme score pooled over all the clips' frames of its class (as ``lsray demo`` does)."""
+    import numpy as np
+
+    from lsray.eval.visemes import VISEME_METRICS, pooled
+
+    row: dict[str, float | None] = {k: float(np.mean([c[k] for c in per_clip])) for k in ("mouth_psnr", "lse_c", "lse_c_unsynced")}
+    row.update({key: pooled(per_clip, key) for key in VISEME_METRICS})
+    return row
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -102,8 +121,6 @@ def main(argv: list[str] | None = None) -> int:
     from lsray.preload import torch_first
 
     torch_first()
-    import numpy as np
-
     from lsray.bundle import load_bundle
     from lsray.demo.catalog import build_demo_catalog
     from lsray.eval import ProjectSyncNetScorer
@@ -115,17 +132,16 @@ def main(argv: list[str] | None = None) -> int:
     scores = measure_ceiling(bundle.require_vae(), bundle.config.resolution, bundle.mask, clips, scorer, args.gate)
 
     model = Path(args.model).resolve()
-    rows = {(f"{r} ({args.gate})" if r.startswith("gated") else r): {k: float(np.mean([c[k] for c in per]))
-                                                                      for k in per[0]}
-            for r, per in scores.items()}
+    rows = {(f"{r} ({args.gate})" if r.startswith("gated") else r): summarise(per) for r, per in scores.items()}
     result = {"model": str(model.relative_to(REPO)) if model.is_relative_to(REPO) else str(model), "clips": len(clips),
               "rows": rows}
     from lsray.storage import write_json
 
     write_json(args.out, result)  # atomic, folders made
-    print(f"{'':40s} mouth PSNR   LSE-C   another clip's audio")
+    print(f"{'':40s} mouth PSNR   LSE-C   another clip's audio   lips shut on /p b m/   f/v bite   open vowel")
     for r, s in result["rows"].items():
-        print(f"{r:40s} {s['mouth_psnr']:9.2f}   {s['lse_c']:.3f}   {s['lse_c_unsynced']:.3f}")
+        visemes = "   ".join(f"{s[k]:.2f}" if s[k] is not None else "  - " for k in ("bilabial_hit", "labiodental_hit", "open_vowel"))
+        print(f"{r:40s} {s['mouth_psnr']:9.2f}   {s['lse_c']:.3f}   {s['lse_c_unsynced']:.3f}                  {visemes}")
     return 0
 
 

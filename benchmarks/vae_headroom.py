@@ -70,7 +70,7 @@ def main(argv: list[str] | None = None) -> int:
     import torch
     from diffusers import AutoencoderKL
 
-    from benchmarks.decode_ceiling import measure_ceiling
+    from benchmarks.decode_ceiling import measure_ceiling, summarise
     from lsray.bundle import load_bundle
     from lsray.demo.catalog import build_demo_catalog
     from lsray.eval import ProjectSyncNetScorer
@@ -118,8 +118,7 @@ def main(argv: list[str] | None = None) -> int:
         scores = measure_ceiling(vae, size, shipped.mask, clips, scorer)
         rows = {}
         for row, per in scores.items():
-            rows[row] = {"synthetic": {k: float(np.mean([c[k] for c in per[:-1]])) for k in per[0]},
-                         "photo": per[-1]}
+            rows[row] = {"synthetic": summarise(per[:-1]), "photo": per[-1]}
         result["variants"][name] = {"model": model, "latent": [channels, latent, latent], "steps": steps,
                                     "vae_train_seconds": train_s, "unet_window_seconds": unet_s, "rows": rows}
         print(f"{name}: latent {channels}x{latent}x{latent}, VAE {train_s:.0f} s, UNet window {unet_s:.3f} s; "
