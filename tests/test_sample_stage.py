@@ -84,6 +84,8 @@ def _decoded(stage: SampleStage, shift: float) -> np.ndarray:
 
 
 def test_detail_gate_drops_the_source_detail_only_where_the_mouth_changes(stage):
+    from lsray.pipeline.sample import detail_gate
+
     # no change: the gate is open, the source comes through exactly as with plain detail transfer
     out, source, _ = _run(stage, detail=True, gate=0.2)
     assert np.abs(out.astype(int) - source.astype(int)).max() <= 1
@@ -91,7 +93,12 @@ def test_detail_gate_drops_the_source_detail_only_where_the_mouth_changes(stage)
     shifted = lambda ref: ref + 0.5  # noqa: E731
     closed, source, regen = _run(stage, detail=True, latents_of=shifted, gate=1e-4)
     plain = _decoded(stage, 0.5)
-    assert np.abs(closed[:, regen].astype(int) - plain[:, regen].astype(int)).max() <= 1
+    w = _window(stage)
+    with torch.no_grad():
+        change = stage.codec.decode((w.cond.ref[0] + 0.5).transpose(0, 1)) - stage.codec.decode(w.cond.ref[0].transpose(0, 1))
+    shut = (detail_gate(change, 1e-4)[:, 0] == 0).numpy() & regen  # f S S: where the gate closed
+    assert shut.sum() > 0.9 * regen.sum() * len(shut)
+    assert np.abs(closed[shut].astype(int) - plain[shut].astype(int)).max() <= 1
     assert np.array_equal(closed[:, ~regen], source[:, ~regen])
     # a threshold far above any change: ungated detail transfer
     wide, _, _ = _run(stage, detail=True, latents_of=shifted, gate=1e4)
@@ -100,14 +107,29 @@ def test_detail_gate_drops_the_source_detail_only_where_the_mouth_changes(stage)
 
 
 def test_detail_gate_falls_linearly_with_the_local_change():
+    from lsray.pipeline.sample import GATE_WINDOW, detail_gate
+
+    change = torch.zeros(1, 3, 21, 21)
+    change[..., 10, 10] = 0.5  # one changed pixel: 0.5 in every colour
+    g = detail_gate(change, threshold=0.1)[0, 0]  # 21 21
+    assert g[0, 0] == 1 and g.min() > 0  # far away untouched; one pixel in the window's mean stays below 0.1
+    assert torch.isclose(g[10, 10], torch.tensor(1 - 0.5 / GATE_WINDOW**2 / 0.1))
+    assert detail_gate(torch.full((1, 3, 4, 4), 0.3), threshold=0.2).max() == 0  # beyond: closed
+    assert detail_gate(torch.full((1, 3, 4, 4), -0.3), threshold=0.2).max() == 0  # darker or lighter alike
+
+
+def test_detail_gate_keeps_redrawn_texture_and_drops_a_changed_shape():
     from lsray.pipeline.sample import detail_gate
 
-    change = torch.zeros(1, 3, 9, 9)
-    change[..., 4, 4] = 0.5  # one changed pixel: 0.5 in every colour
-    g = detail_gate(change, threshold=0.1)[0, 0]  # 9 9
-    assert g[0, 0] == 1 and g.min() > 0  # far away untouched; one pixel in a 5x5 mean stays below 0.1
-    assert torch.isclose(g[4, 4], torch.tensor(1 - 0.5 / 25 / 0.1))
-    assert detail_gate(torch.full((1, 3, 4, 4), 0.3), threshold=0.2).max() == 0  # beyond: closed
+    # texture redrawn unlike the source's rebuild: +-0.3 in a fine checkerboard, zero-mean nearby
+    yy, xx = torch.meshgrid(torch.arange(32), torch.arange(32), indexing="ij")
+    texture = (0.3 * (1 - 2 * ((yy + xx) % 2))).float().expand(1, 3, 32, 32)
+    assert detail_gate(texture, threshold=0.2)[0, 0, 8:24, 8:24].min() > 0.9  # the source's detail stays
+    # a mouth that opened: the interior 0.3 darker over a patch; the gate closes inside it
+    shape = torch.zeros(1, 3, 32, 32)
+    shape[..., 10:22, 6:26] = -0.3
+    g = detail_gate(shape, threshold=0.2)[0, 0]
+    assert g[16, 16] == 0 and g[0, 0] == 1
 
 
 def test_detail_gate_needs_detail_transfer():
