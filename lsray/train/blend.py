@@ -14,14 +14,12 @@ line's start end computes exactly what the start bundle did.
 
 from __future__ import annotations
 
-import shutil
 from pathlib import Path
 
 import torch
 
 from lsray.bundle.config import CONFIG_FILE, UNET_FILE, BundleConfig
 from lsray.errors import BundleError
-from lsray.media.atomic import atomic_directory
 
 
 def blend_unets(start: torch.nn.Module, tuned: torch.nn.Module, weight: float) -> torch.nn.Module:
@@ -43,23 +41,20 @@ def blend_unets(start: torch.nn.Module, tuned: torch.nn.Module, weight: float) -
 
 
 def blend_bundles(start: str | Path, tuned: str | Path, weight: float, out: str | Path) -> Path:
-    """Write ``out`` (atomically): the bundle ``tuned`` with its UNet blended toward ``start``'s by
-    :func:`blend_unets`; everything else (audio encoders, VAE, mask, sampler) is ``tuned``'s."""
-    from safetensors.torch import save_file
-
+    """Write ``out`` (atomically, by :func:`~lsray.train.export.save_inference_bundle`): the bundle
+    ``tuned`` with its UNet blended toward ``start``'s by :func:`blend_unets`; everything else
+    (audio encoders, VAE, mask, sampler) is ``tuned``'s."""
     from lsray.bundle.load import load_unet
+    from lsray.train.export import save_inference_bundle
 
-    start, tuned, out = Path(start), Path(tuned), Path(out)
+    start, tuned = Path(start), Path(tuned)
     config = BundleConfig.read(tuned / CONFIG_FILE)
     if config.lcm is not None:
         raise BundleError(f"{tuned} is a consistency student: blend the teacher it was distilled from, then distil")
     cpu = torch.device("cpu")
     start_unet = load_unet(start / UNET_FILE, BundleConfig.read(start / CONFIG_FILE).unet, cpu)
     blended = blend_unets(start_unet, load_unet(tuned / UNET_FILE, config.unet, cpu), weight)
-    with atomic_directory(out) as tmp:
-        shutil.copytree(tuned, tmp, dirs_exist_ok=True)
-        save_file({k: v.detach().contiguous() for k, v in blended.state_dict().items()}, str(tmp / UNET_FILE))
-    return out
+    return save_inference_bundle(out, blended, tuned, config)
 
 
 __all__ = ["blend_bundles", "blend_unets"]
